@@ -1,0 +1,1 @@
+"""rim_monai.networks"""
