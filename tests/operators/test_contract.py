@@ -71,6 +71,8 @@ def test_shapes_and_batching(case, device):
     assert y.dtype.is_complex == op.range_is_complex
     assert y.device.type == device
     assert tuple(op.adjoint(y).shape) == case.batch + op.domain_shape
+    if case.per_sample:
+        return
     # batching is exact: the batched result equals the per-sample results
     flat = x.reshape((-1,) + op.domain_shape)
     single = torch.stack([op(flat[i : i + 1])[0] for i in range(flat.shape[0])])

@@ -26,6 +26,8 @@ class OperatorCase:
         tol: relative adjointness tolerance in single precision.
         requires: names of optional modules that must import (``"astra"``, ``"odl"``), else the case skips.
         cuda: whether the case can run on a CUDA device when one is present.
+        per_sample: the operator carries per-sample buffers (masks, coil maps) of the batch size, so a one-sample
+            slice cannot be applied on its own and the batched-versus-single check is skipped.
     """
 
     name: str
@@ -35,6 +37,7 @@ class OperatorCase:
     tol: float = 1e-4
     requires: tuple[str, ...] = field(default_factory=tuple)
     cuda: bool = True
+    per_sample: bool = False
 
 
 def all_cases() -> list[OperatorCase]:
