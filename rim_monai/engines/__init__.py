@@ -1,1 +1,5 @@
-"""rim_monai.engines"""
+"""Glue for MONAI workflows: batch preparation for ``net(y, A)``, the multi-step loss, handlers."""
+
+from rim_monai.engines.prepare_batch import MaskedFourierFromBatch, PrepareMeasurementBatch, plain_tensor
+
+# -- further engine modules register their public names below (one import line each) --
