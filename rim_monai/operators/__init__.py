@@ -8,3 +8,9 @@ from rim_monai.operators.imaging import Identity
 from rim_monai.operators.likelihood import GaussianLikelihood
 
 # -- further operator modules register their public names below (one import line each) --
+from rim_monai.operators.odl_bridge import OdlOperator, from_odl
+from rim_monai.operators.tomography import FBP_FILTERS, RayTransform, fbp_filter
+from rim_monai.operators.fourier import MaskedFourier, channels_to_complex, coil_combine, complex_to_channels, fft2c, ifft2c, rss
+from rim_monai.operators.masks import center_fraction_for, equispaced_mask, poisson_disc_mask, random_mask
+from rim_monai.operators.coils import birdcage_maps, calibration_shape, estimate_sensitivities
+from rim_monai.operators.imaging import Blur, Downsample, RandomProjection, gaussian_kernel, imresize_matrix
