@@ -12,7 +12,10 @@ The adjoint is ODL's own ``op.adjoint``, rescaled so that it is the adjoint for 
 .. math::
     A^H = \\frac{w_\\mathrm{domain}}{w_\\mathrm{range}} A^*,
 
-exactly the factor ``odl.contrib.torch.OperatorFunction`` applies in its backward pass.
+exactly the factor ``odl.contrib.torch.OperatorFunction`` applies in its backward pass. This assumes ``op.adjoint``
+is the adjoint for ODL's weighted inner products, as for ODL's ray transform and differential operators; ODL 1.0's
+``MatrixOperator.adjoint`` is the plain conjugate transpose whatever the weighting, so wrap matrices on unweighted
+spaces (``odl.rn``/``odl.cn`` defaults).
 """
 
 from __future__ import annotations
