@@ -1,1 +1,11 @@
-"""rim_monai.classical"""
+"""Classical reconstructions, the baselines every learned result is printed beside.
+
+See ``docs/classical.md`` for the update equations, the default TV weight and an example.
+"""
+
+from rim_monai.classical.cg import cg_normal
+from rim_monai.classical.direct import fbp, zero_filled
+from rim_monai.classical.landweber import landweber
+from rim_monai.classical.tv import DEFAULT_TV_WEIGHT, default_weight_scale, gradient2d, gradient2d_adjoint, tv_pdhg
+
+# -- further classical modules register their public names below (one import line each) --

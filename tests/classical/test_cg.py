@@ -1,0 +1,108 @@
+"""cg_normal: Tikhonov / CG-SENSE by conjugate gradients on the normal equations."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rim_monai.classical import cg_normal, zero_filled
+from rim_monai.operators import Identity
+from tests.classical.helpers import Convolution, DenseMatrix, random_tensor
+
+
+@pytest.mark.parametrize(
+    "complex_, lam, m, n",
+    [(False, 0.0, 40, 20), (False, 0.5, 15, 25), (True, 0.0, 40, 20), (True, 2.0, 10, 16)],
+)
+def test_solves_dense_system(complex_, lam, m, n):
+    M = random_tensor((m, n), complex_, seed=1)
+    A = DenseMatrix(M)
+    y = random_tensor((3, m), complex_, seed=2)
+    x = cg_normal(y, A, lam=lam, iterations=200, tol=1e-12)
+    N = M.conj().T @ M + lam * torch.eye(n, dtype=M.dtype)
+    ref = torch.linalg.solve(N, (y @ M.conj()).T).T
+    assert torch.linalg.vector_norm(x - ref) <= 1e-5 * torch.linalg.vector_norm(ref)
+
+
+def test_identity_closed_form():
+    y = random_tensor((2, 3, 8, 8), dtype=torch.float32)
+    x = cg_normal(y, Identity((8, 8)), lam=3.0, iterations=5)
+    torch.testing.assert_close(x, y / 4)
+
+
+def test_history_and_data_residual_monotone():
+    g = torch.Generator().manual_seed(0)
+    kernel = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]], dtype=torch.float64) / 16
+    A = Convolution((16, 16), kernel)
+    y = A(torch.rand(2, 1, 16, 16, generator=g, dtype=torch.float64))
+    data = []
+    x, hist = cg_normal(
+        y, A, iterations=40, tol=0.0, return_history=True,
+        callback=lambda k, xk: data.append(torch.linalg.vector_norm(A(xk) - y, dim=(-2, -1))),
+    )
+    assert hist.shape == (41, 2, 1)
+    assert torch.allclose(hist[0], torch.ones(2, 1, dtype=hist.dtype))
+    data = torch.stack(data)
+    # CGLS minimises ||y - A x_k|| over nested Krylov spaces: the data residual never increases
+    assert bool((data[1:] <= data[:-1] * (1 + 1e-9)).all())
+    assert bool((hist[-1] < 1e-3).all())
+
+
+def test_callback_counts_and_early_stop():
+    y = random_tensor((4, 30), seed=3)
+    A = DenseMatrix(random_tensor((30, 10), seed=4))
+    seen = []
+    x, hist = cg_normal(y, A, iterations=100, tol=1e-8, return_history=True, callback=lambda k, xk: seen.append(k))
+    assert seen == list(range(1, len(seen) + 1))
+    assert len(seen) <= 20  # 10 unknowns: converged long before 100
+    assert bool((hist[-1] <= 1e-8).all())
+
+
+def test_batch_equals_single_calls():
+    M = random_tensor((25, 12), seed=5)
+    A = DenseMatrix(M)
+    y = random_tensor((3, 25), seed=6) * torch.tensor([[1.0], [100.0], [0.01]], dtype=torch.float64)
+    lam = torch.tensor([0.0, 1.0, 10.0], dtype=torch.float64)
+    x0 = random_tensor((3, 12), seed=7)
+    xb, hb = cg_normal(y, A, lam=lam, iterations=8, tol=1e-3, x0=x0, return_history=True)
+    for i in range(3):
+        xi, hi = cg_normal(y[i : i + 1], A, lam=float(lam[i]), iterations=8, tol=1e-3, x0=x0[i : i + 1],
+                           return_history=True)
+        torch.testing.assert_close(xb[i : i + 1], xi, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(hb[: hi.shape[0], i], hi[:, 0], rtol=1e-10, atol=1e-12)
+
+
+def test_zero_measurements_give_zero():
+    A = DenseMatrix(random_tensor((10, 5), seed=8))
+    x, hist = cg_normal(torch.zeros(2, 10, dtype=torch.float64), A, return_history=True)
+    assert bool((x == 0).all()) and bool((hist == 0).all())
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"lam": -1.0}, "lam"),
+        ({"lam": torch.tensor([1.0, -1.0])}, "lam"),
+        ({"lam": torch.ones(3)}, "lam"),
+        ({"iterations": 0}, "iterations"),
+        ({"iterations": 2.5}, "iterations"),
+        ({"tol": -1e-3}, "tol"),
+        ({"x0": torch.zeros(2, 4)}, "x0"),
+        ({"x0": torch.zeros(2, 5, dtype=torch.complex128)}, "x0"),
+    ],
+)
+def test_bad_arguments(kwargs, name):
+    A = DenseMatrix(random_tensor((10, 5), seed=9))
+    y = random_tensor((2, 10), seed=10)
+    with pytest.raises(ValueError, match=rf"^{name}:"):
+        cg_normal(y, A, **kwargs)
+
+
+def test_bad_measurements_and_operator():
+    A = DenseMatrix(random_tensor((10, 5), seed=9))
+    with pytest.raises(ValueError, match=r"^y:"):
+        cg_normal(torch.zeros(2, 9, dtype=torch.float64), A)
+    with pytest.raises(ValueError, match=r"^operator:"):
+        cg_normal(torch.zeros(2, 10), lambda x: x)
+    with pytest.raises(ValueError, match=r"^y:"):
+        zero_filled(torch.zeros(2, 10, dtype=torch.complex128), A)
