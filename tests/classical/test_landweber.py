@@ -71,3 +71,17 @@ def test_nonneg_needs_real_images():
     A = Identity((4, 4), complex_=True)
     with pytest.raises(ValueError, match=r"^nonneg:"):
         landweber(torch.zeros(1, 4, 4, dtype=torch.complex64), A, nonneg=True)
+
+
+def test_per_sample_operator_default_step():
+    """Masks with a batch dimension: the default step comes from a batched power iteration, one norm per sample."""
+    from rim_monai.operators import MaskedFourier, birdcage_maps, random_mask
+
+    sens = torch.stack([birdcage_maps(4, (16, 16)), 3 * birdcage_maps(4, (16, 16))])
+    masks = torch.stack([random_mask((16, 16), 2, seed=s)[None] for s in (0, 1)])
+    x = random_tensor((2, 1, 16, 16), complex_=True, dtype=torch.float32, seed=7).to(torch.complex64)
+    y = MaskedFourier(masks, sens)(x)
+    xb = landweber(y, MaskedFourier(masks, sens), iterations=5)
+    for i in range(2):
+        A_i = MaskedFourier(masks[i : i + 1], sens[i : i + 1])
+        torch.testing.assert_close(xb[i : i + 1], landweber(y[i : i + 1], A_i, iterations=5), rtol=1e-4, atol=1e-5)
