@@ -1,1 +1,36 @@
-"""rim_monai.adaptation"""
+"""Model adaptation from measurements alone: Reuse & Regularize (R&R) and R&R+ (Gilton, Ongie & Willett 2021).
+
+See ``docs/adaptation.md``: the objective, the operator parameters each family exposes and how they are updated.
+"""
+
+from rim_monai.adaptation.adapt import adapt
+from rim_monai.adaptation.baselines import retrain_supervised, swap_operator
+from rim_monai.adaptation.losses import data_consistency, proximity_penalty, transmission_weights
+from rim_monai.adaptation.parameters import (
+    GeometryParameter,
+    OperatorParameter,
+    ParameterEstimator,
+    Reestimated,
+    coil_sensitivities,
+    unit_sum_nonnegative,
+)
+from rim_monai.adaptation.report import AdaptationReport
+from rim_monai.adaptation.search import golden_section_search, grid_golden_search
+
+__all__ = [
+    "adapt",
+    "swap_operator",
+    "retrain_supervised",
+    "data_consistency",
+    "proximity_penalty",
+    "transmission_weights",
+    "OperatorParameter",
+    "GeometryParameter",
+    "Reestimated",
+    "ParameterEstimator",
+    "coil_sensitivities",
+    "unit_sum_nonnegative",
+    "AdaptationReport",
+    "golden_section_search",
+    "grid_golden_search",
+]

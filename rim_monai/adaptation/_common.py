@@ -1,0 +1,203 @@
+"""Shared plumbing of :mod:`rim_monai.adaptation`: argument checks, batched evaluation and image quality."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from rim_monai.adaptation.losses import data_consistency
+from rim_monai.operators.base import LinearOperator, check_tensor
+
+__all__: list[str] = []  # private module
+
+def stack_samples(samples: Any, name: str) -> torch.Tensor:
+    """``(N, *)`` tensor from a tensor, a list/tuple of ``(*)`` tensors or a ``Dataset`` of tensors."""
+    if isinstance(samples, torch.Tensor):
+        out = samples.as_tensor() if hasattr(samples, "as_tensor") else samples
+        if out.ndim == 0 or out.shape[0] == 0:
+            raise ValueError(f"{name}: expected at least one sample (a tensor (N, ...) with N >= 1), got shape {tuple(out.shape)}.")
+        return out
+    try:
+        n = len(samples)
+    except TypeError:
+        raise ValueError(
+            f"{name}: expected a tensor (N, ...), a list of tensors or a Dataset of tensors, got {type(samples).__name__}."
+        ) from None
+    if n == 0:
+        raise ValueError(f"{name}: expected at least one sample, got an empty {type(samples).__name__}.")
+    items = [samples[i] for i in range(n)]
+    for i, item in enumerate(items):
+        if not isinstance(item, torch.Tensor):
+            raise ValueError(f"{name}: item {i} is a {type(item).__name__}, expected a torch.Tensor.")
+    shapes = {tuple(item.shape) for item in items}
+    if len(shapes) != 1:
+        raise ValueError(f"{name}: all samples must have the same shape, got {sorted(shapes)}.")
+    return torch.stack([item.as_tensor() if hasattr(item, "as_tensor") else item for item in items])
+
+
+def operator_list(operator: Any, n: int, name: str = "operator") -> list[LinearOperator]:
+    """One shared operator as ``[A]``, or ``N`` per-sample operators as a list (checked)."""
+    if isinstance(operator, LinearOperator):
+        return [operator]
+    if isinstance(operator, Sequence) and not isinstance(operator, str):
+        ops = list(operator)
+        if len(ops) != n:
+            raise ValueError(f"{name}: expected one LinearOperator or {n} (one per sample), got a sequence of {len(ops)}.")
+        for i, op in enumerate(ops):
+            if not isinstance(op, LinearOperator):
+                raise ValueError(f"{name}: item {i} is a {type(op).__name__}, expected a LinearOperator.")
+        return ops
+    raise ValueError(f"{name}: expected a LinearOperator or a sequence of them, got {type(operator).__name__}.")
+
+
+def check_measurements(y: torch.Tensor, ops: Sequence[LinearOperator], name: str = "measurements") -> None:
+    op = ops[0]
+    check_tensor(y, name, op.range_shape, op.range_is_complex)
+    if y.ndim == len(op.range_shape):
+        raise ValueError(
+            f"{name}: expected a leading sample dimension, shape (N, ..., {', '.join(map(str, op.range_shape))}), "
+            f"got {tuple(y.shape)}."
+        )
+
+
+def check_positive(value: Any, name: str, integer: bool = False, allow_zero: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and integer:
+        ok = float(value).is_integer()
+    if ok:
+        ok = value >= 0 if allow_zero else value > 0
+    if not ok:
+        kind = "integer" if integer else "number"
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name}: expected a finite {kind} {bound}, got {value!r}.")
+
+
+def check_weighting(weighting: Any, y: torch.Tensor) -> None:
+    if weighting is None or callable(weighting) and not isinstance(weighting, torch.Tensor):
+        return
+    if not isinstance(weighting, torch.Tensor):
+        raise ValueError(
+            f"noise_weighting: expected None, a tensor of weights or a callable y -> weights, got {type(weighting).__name__}."
+        )
+    try:
+        torch.broadcast_shapes(tuple(weighting.shape), tuple(y.shape))
+    except RuntimeError:
+        raise ValueError(
+            f"noise_weighting: shape {tuple(weighting.shape)} does not broadcast to the measurements {tuple(y.shape)}."
+        ) from None
+    if weighting.is_complex() or not bool(torch.isfinite(weighting).all()) or bool((weighting < 0).any()):
+        raise ValueError("noise_weighting: expected finite, real, non-negative weights.")
+
+
+def batch_weights(weighting: Any, y_all: torch.Tensor, idx: torch.Tensor) -> torch.Tensor | None:
+    """Weights of the samples ``idx`` (per-sample rows of an ``(N, *)`` tensor are indexed, others broadcast)."""
+    if weighting is None:
+        return None
+    if not isinstance(weighting, torch.Tensor):
+        w = weighting(y_all[idx])
+        return w.to(y_all.device)
+    w = weighting.to(y_all.device)
+    if w.ndim == y_all.ndim and w.shape[0] == y_all.shape[0] and y_all.shape[0] > 1:
+        return w[idx]
+    return w
+
+
+def net_output(net: torch.nn.Module, y: torch.Tensor, op: LinearOperator) -> torch.Tensor:
+    out = net(y, op)
+    if isinstance(out, (list, tuple)):  # a network that returns all iterates: the last is the estimate
+        out = out[-1]
+    return out
+
+
+def data_terms(
+    net: torch.nn.Module, ops: Sequence[LinearOperator], y_all: torch.Tensor, idx: torch.Tensor, weighting: Any
+) -> torch.Tensor:
+    """Per-sample data terms ``(len(idx),)`` of the samples ``idx`` (with the autograd graph)."""
+    if len(ops) == 1:
+        y = y_all[idx]
+        return data_consistency(net_output(net, y, ops[0]), ops[0], y, batch_weights(weighting, y_all, idx))
+    terms = []
+    for i in idx.tolist():
+        sel = torch.tensor([i], device=idx.device)
+        y = y_all[sel]
+        terms.append(data_consistency(net_output(net, y, ops[i]), ops[i], y, batch_weights(weighting, y_all, sel)))
+    return torch.cat(terms)
+
+
+def chunks(n: int, size: int, device: torch.device | None = None) -> list[torch.Tensor]:
+    return [torch.arange(s, min(s + size, n), device=device) for s in range(0, n, size)]
+
+
+@torch.no_grad()
+def evaluate(
+    net: torch.nn.Module,
+    ops: Sequence[LinearOperator],
+    y_all: torch.Tensor,
+    weighting: Any,
+    batch_size: int,
+    count: int | None = None,
+) -> tuple[float, float]:
+    """Full data term (mean over samples) and relative residual ``sqrt(sum ||Af - y||^2 / sum ||y||^2)``."""
+    n = y_all.shape[0] if count is None else min(count, y_all.shape[0])
+    weighted = plain = norm = 0.0
+    for idx in chunks(n, batch_size, y_all.device):
+        groups = [(ops[0], idx)] if len(ops) == 1 else [(ops[i], idx[k : k + 1]) for k, i in enumerate(idx.tolist())]
+        for op, sel in groups:
+            y = y_all[sel]
+            x = net_output(net, y, op)
+            weighted += float(data_consistency(x, op, y, batch_weights(weighting, y_all, sel)).sum())
+            plain += float(data_consistency(x, op, y).sum()) if weighting is not None else 0.0
+            norm += float((y.abs() ** 2).sum())
+    if weighting is None:
+        plain = weighted
+    return weighted / n, math.sqrt(plain / norm) if norm > 0 else math.inf
+
+
+@torch.no_grad()
+def reconstruct(net: torch.nn.Module, ops: Sequence[LinearOperator], y_all: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """``net(y, A)`` for all samples, in chunks, without gradients: ``(N, *)``."""
+    outs = []
+    for idx in chunks(y_all.shape[0], batch_size, y_all.device):
+        if len(ops) == 1:
+            outs.append(net_output(net, y_all[idx], ops[0]))
+        else:
+            outs.extend(net_output(net, y_all[i : i + 1], ops[i]) for i in idx.tolist())
+    return torch.cat(outs)
+
+
+def _local_psnr(pred: torch.Tensor, ref: torch.Tensor, data_range: torch.Tensor) -> torch.Tensor:
+    mse = ((pred - ref) ** 2).reshape(pred.shape[0], -1).mean(dim=1)
+    return 10.0 * torch.log10(data_range**2 / mse.clamp_min(1e-30))
+
+
+def image_quality(pred: torch.Tensor, ref: torch.Tensor) -> tuple[float, float | None, str]:
+    """Mean PSNR (dB) and SSIM over samples, and the protocol used.
+
+    Complex images are compared by magnitude; the data range of each sample is ``max - min`` of its reference. SSIM
+    (7x7 uniform window, k1 = 0.01, k2 = 0.03, MONAI's implementation) is computed for 2D images ``(N, C, H, W)`` and
+    is ``None`` otherwise.
+    """
+    pred = pred.detach().abs() if pred.is_complex() else pred.detach()
+    ref = ref.detach().abs() if ref.is_complex() else ref.detach()
+    pred, ref = pred.double().cpu(), ref.double().cpu()
+    flat = ref.reshape(ref.shape[0], -1)
+    data_range = (flat.amax(dim=1) - flat.amin(dim=1)).clamp_min(1e-12)
+    psnr = float(_local_psnr(pred, ref, data_range).mean())
+    protocol = "PSNR/SSIM per sample with data range = max - min of the reference (magnitude for complex images), averaged"
+    ssim_value: float | None = None
+    if ref.ndim == 4 and min(ref.shape[-2:]) >= 7:
+        from monai.metrics.regression import compute_ssim_and_cs
+
+        values = []
+        for i in range(ref.shape[0]):
+            s, _ = compute_ssim_and_cs(
+                pred[i : i + 1], ref[i : i + 1], spatial_dims=2, kernel_size=[7, 7], kernel_sigma=[1.5, 1.5],
+                data_range=float(data_range[i]), kernel_type="uniform", k1=0.01, k2=0.03,
+            )
+            values.append(float(s.mean()))
+        ssim_value = sum(values) / len(values)
+        protocol += "; SSIM with a 7x7 uniform window, k1 0.01, k2 0.03"
+    return psnr, ssim_value, protocol
