@@ -1,0 +1,95 @@
+"""The multi-step loss of the RIM paper (Putzky & Welling 2017, Eq. 13), usable as a MONAI ``loss_function``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+from monai.losses import SSIMLoss
+from torch.nn.modules.loss import _Loss
+
+__all__ = ["MultiStepLoss"]
+
+_BASES = ("mse", "l1", "ssim")
+
+
+class MultiStepLoss(_Loss):
+    r"""Weighted sum of a base loss over the estimates of an iterative network (Eq. 13):
+
+    .. math::
+        \mathcal{L}^{\mathrm{total}} = \sum_{t=1}^{T} w_t \, \mathcal{L}(x_t, x), \qquad w_t = 1 \text{ by default.}
+
+    ``input`` is the list returned by ``net(y, A, return_all=True)`` or a single tensor (then :math:`T = 1`), so
+    the loss serves as the ``loss_function`` of a MONAI ``SupervisedTrainer`` whose network returns the list.
+    Complex estimates (MRI) are compared as real/imaginary channels for ``"mse"`` and ``"l1"``, and as magnitudes
+    for ``"ssim"`` (MONAI :class:`~monai.losses.SSIMLoss`, 2D, so images are ``(B, C, H, W)``).
+
+    Args:
+        base: ``"mse"``, ``"l1"``, ``"ssim"`` or a loss module called as ``base(x_t, x)``.
+        weights: :math:`w_t`, one per step; ``None`` gives 1 for every step.
+        data_range: the data range of the SSIM base loss.
+        reduction: ``"mean"`` or ``"sum"`` reduction of the built-in ``mse``/``l1`` losses.
+
+    Raises:
+        ValueError: unknown ``base``, negative ``weights``, or (when called) a number of estimates other than the
+            number of weights, or estimates whose shape differs from the target.
+
+    Example:
+        >>> loss = MultiStepLoss("mse")
+        >>> x = torch.zeros(1, 1, 4, 4)
+        >>> float(loss([x + 1, x + 2], x))
+        5.0
+    """
+
+    def __init__(
+        self,
+        base: str | nn.Module = "mse",
+        weights: Sequence[float] | None = None,
+        data_range: float = 1.0,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(reduction=reduction)
+        if isinstance(base, str):
+            if base not in _BASES:
+                raise ValueError(f"base: expected one of {_BASES} or a loss module, got {base!r}.")
+            if base == "mse":
+                self.base: nn.Module = nn.MSELoss(reduction=reduction)
+            elif base == "l1":
+                self.base = nn.L1Loss(reduction=reduction)
+            else:
+                self.base = SSIMLoss(spatial_dims=2, data_range=data_range)
+            self.base_name = base
+        elif isinstance(base, nn.Module) or callable(base):
+            self.base, self.base_name = base, type(base).__name__
+        else:
+            raise ValueError(f"base: expected one of {_BASES} or a loss module, got {type(base).__name__}.")
+        if weights is not None:
+            weights = [float(w) for w in weights]
+            if not weights or any(w < 0 for w in weights):
+                raise ValueError(f"weights: expected a non-empty list of non-negative weights, got {weights}.")
+        self.weights = weights
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        if not x.is_complex():
+            return x
+        if self.base_name == "ssim":
+            return x.abs()
+        return torch.view_as_real(x)
+
+    def forward(self, input: torch.Tensor | Sequence[torch.Tensor], target: torch.Tensor) -> torch.Tensor:  # noqa: A002
+        """Sum of the weighted per-step losses of ``input`` (list of ``(B, C, H, W)`` or one tensor) against ``target``."""
+        estimates = [input] if isinstance(input, torch.Tensor) else list(input)
+        if not estimates:
+            raise ValueError("input: expected at least one estimate, got an empty list.")
+        weights = self.weights if self.weights is not None else [1.0] * len(estimates)
+        if len(weights) != len(estimates):
+            raise ValueError(f"weights: {len(weights)} weights given for {len(estimates)} estimates.")
+        target_ = self._prepare(target)
+        total = None
+        for t, (w, x) in enumerate(zip(weights, estimates)):
+            if x.shape != target.shape:
+                raise ValueError(f"input: estimate {t} has shape {tuple(x.shape)}, the target {tuple(target.shape)}.")
+            term = w * self.base(self._prepare(x), target_)
+            total = term if total is None else total + term
+        return total

@@ -1,0 +1,96 @@
+"""Building blocks of the reconstruction networks: a convolutional GRU cell and small convolutional stacks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+
+__all__ = ["ConvGRUCell", "ConvStack", "same_padding"]
+
+
+def same_padding(kernel_size: int, dilation: int = 1) -> int:
+    """Zero padding that keeps the spatial size of a stride-1 convolution with an odd kernel."""
+    if kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size: expected an odd size, got {kernel_size}.")
+    return dilation * (kernel_size - 1) // 2
+
+
+class ConvGRUCell(nn.Module):
+    r"""A convolutional gated recurrent unit (Chung et al. 2014, with convolutions in place of matrix products).
+
+    .. math::
+        r &= \sigma(W_r * u + U_r * s + b_r), \qquad z = \sigma(W_z * u + U_z * s + b_z) \\
+        n &= \tanh(W_n * u + r \odot (U_n * s) + b_n), \qquad s' = (1 - z) \odot n + z \odot s
+
+    Args:
+        input_channels: channels of the input ``u``.
+        hidden_channels: channels of the state ``s``.
+        kernel_size: odd convolution size.
+        dilation: dilation of both convolutions (same padding).
+
+    Shapes:
+        ``u``: ``(B, input_channels, H, W)``, ``s``: ``(B, hidden_channels, H, W)`` or ``None`` (zeros);
+        returns the new state, ``(B, hidden_channels, H, W)``.
+
+    Example:
+        >>> cell = ConvGRUCell(4, 8)
+        >>> cell(torch.randn(2, 4, 6, 6), None).shape
+        torch.Size([2, 8, 6, 6])
+    """
+
+    def __init__(self, input_channels: int, hidden_channels: int, kernel_size: int = 3, dilation: int = 1) -> None:
+        super().__init__()
+        pad = same_padding(kernel_size, dilation)
+        self.hidden_channels = int(hidden_channels)
+        self.input_conv = nn.Conv2d(input_channels, 3 * hidden_channels, kernel_size, padding=pad, dilation=dilation)
+        self.hidden_conv = nn.Conv2d(hidden_channels, 3 * hidden_channels, kernel_size, padding=pad, dilation=dilation, bias=False)
+
+    def forward(self, u: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
+        if s is None:
+            s = u.new_zeros(u.shape[0], self.hidden_channels, *u.shape[2:])
+        xr, xz, xn = self.input_conv(u).chunk(3, dim=1)
+        hr, hz, hn = self.hidden_conv(s).chunk(3, dim=1)
+        r = torch.sigmoid(xr + hr)
+        z = torch.sigmoid(xz + hz)
+        n = torch.tanh(xn + r * hn)
+        return (1 - z) * n + z * s
+
+
+class ConvStack(nn.Sequential):
+    """``len(features)`` 3x3 convolutions with PReLU between them and none after the last (a residual-update CNN).
+
+    Args:
+        in_channels: input channels.
+        out_channels: output channels.
+        features: widths of the hidden layers, e.g. ``(32, 32)`` gives the three-convolution blocks of learned
+            primal-dual (in -> 32 -> 32 -> out).
+        kernel_size: odd convolution size.
+        zero_last: initialise the last convolution with zeros, so the block starts as the zero update.
+
+    Example:
+        >>> ConvStack(6, 5, (32, 32))(torch.randn(1, 6, 8, 8)).shape
+        torch.Size([1, 5, 8, 8])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        features: Sequence[int] = (32, 32),
+        kernel_size: int = 3,
+        zero_last: bool = False,
+    ) -> None:
+        layers: list[nn.Module] = []
+        pad = same_padding(kernel_size)
+        width = in_channels
+        for f in features:
+            layers += [nn.Conv2d(width, f, kernel_size, padding=pad), nn.PReLU()]
+            width = f
+        last = nn.Conv2d(width, out_channels, kernel_size, padding=pad)
+        if zero_last:
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+        layers.append(last)
+        super().__init__(*layers)

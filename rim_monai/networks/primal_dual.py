@@ -1,0 +1,171 @@
+"""Learned primal-dual reconstruction (Adler & Öktem 2018) and the measurement layout of its dual network.
+
+Measurement layout seen by the dual network: a measurement tensor of shape ``(B, *lead, M1, M2)`` (the last two
+dimensions of ``A.range_shape``; everything before them is folded into the batch) becomes ``(N, k, M1, M2)`` with
+``N = B * prod(lead)`` and ``k = 2`` for complex measurements (real, imaginary) or 1. A one-dimensional range
+``(M,)`` becomes ``(N, k, 1, M)``. So:
+
+* CT (``RayTransform``): ``y`` ``(B, C, angles, detectors)`` -> sinograms ``(B*C, 1, angles, detectors)``;
+* MRI (``MaskedFourier``): ``y`` ``(B, coils, H, W)`` complex -> ``(B*coils, 2, H, W)``: each coil's k-space is its
+  own batch item, so one set of weights serves any number of coils;
+* denoising / deblurring / super-resolution: ``(B, C, h, w)`` -> ``(B*C, 1, h, w)``;
+* random projections: ``(B, C, M)`` -> ``(B*C, 1, 1, M)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+
+from rim_monai.networks.blocks import ConvStack
+from rim_monai.networks.utils import (
+    check_inputs,
+    channels_to_complex,
+    complex_to_channels,
+    from_channels,
+    initial_estimate,
+    to_channels,
+)
+from rim_monai.operators.base import LinearOperator
+
+__all__ = ["LearnedPrimalDual", "fold_measurements", "unfold_measurements"]
+
+
+def fold_measurements(t: torch.Tensor, range_ndim: int) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """Measurement tensor -> ``(N, k, M1, M2)`` real images for the dual network (see the module docstring).
+
+    Args:
+        t: ``(*lead, *range_shape)`` measurements.
+        range_ndim: ``len(A.range_shape)``.
+
+    Returns:
+        The folded real tensor and the original shape (for :func:`unfold_measurements`).
+    """
+    shape = tuple(t.shape)
+    spatial = min(range_ndim, 2)
+    folded = t.reshape(-1, 1, *shape[len(shape) - spatial :])
+    if spatial == 1:
+        folded = folded.unsqueeze(-2)
+    return (complex_to_channels(folded) if folded.is_complex() else folded), shape
+
+
+def unfold_measurements(t: torch.Tensor, shape: Sequence[int], complex_: bool) -> torch.Tensor:
+    """Inverse of :func:`fold_measurements`: ``(N, k, M1, M2)`` -> ``shape`` (complex when ``complex_``)."""
+    if complex_:
+        t = channels_to_complex(t)
+    return t.reshape(tuple(shape))
+
+
+class LearnedPrimalDual(nn.Module):
+    r"""Learned primal-dual (Adler & Öktem, *IEEE TMI* 2018).
+
+    With the normalised operator :math:`\tilde A = A/\|A\|` and data :math:`\tilde y = y/\|A\|`, primal memory
+    :math:`f = (f^{(1)}, \dots, f^{(N_p)})` and dual memory :math:`h = (h^{(1)}, \dots, h^{(N_d)})`:
+
+    .. math::
+        h_{i} &= h_{i-1} + \Gamma_{\theta_i^d}\big(h_{i-1},\; \tilde A f_{i-1}^{(2)},\; \tilde y\big) \\
+        f_{i} &= f_{i-1} + \Lambda_{\theta_i^p}\big(f_{i-1},\; \tilde A^H h_{i}^{(1)}\big), \qquad i = 1, \dots, I,
+
+    and the estimate is :math:`f_I^{(1)}`. :math:`\Gamma` and :math:`\Lambda` are blocks of three 3x3 convolutions
+    (``features`` hidden channels, PReLU). :math:`h_0 = 0`; :math:`f_0 = 0` (``init="zeros"``) or every primal
+    channel set to ``A.fbp(y)`` (``"fbp"``; :math:`A^H y/\|A\|^2` for operators without FBP, the zero-filled image
+    for MRI). The dual network sees measurements in the layout of :func:`fold_measurements`.
+
+    Args:
+        in_channels: image channels ``C`` (each primal memory slot holds a ``C``-channel image).
+        complex_: complex images (processed as real/imaginary channels).
+        iterations: :math:`I` (10 in the paper).
+        n_primal: primal memory :math:`N_p` (5).
+        n_dual: dual memory :math:`N_d` (5).
+        features: hidden widths of each block (``(32, 32)``: three convolutions with 32 features).
+        init: ``"zeros"`` or ``"fbp"``.
+        share_weights: one primal and one dual block for all iterations (then any number of steps runs).
+        complex_measurements: whether the measurements are complex (k-space); defaults to ``complex_``.
+
+    Shapes:
+        ``y``: ``(B, ..., *A.range_shape)``; returns images shaped like ``A.adjoint(y)``, or the list of the
+        ``iterations`` estimates with ``return_all=True``.
+
+    Example:
+        >>> from rim_monai.operators import Identity
+        >>> net = LearnedPrimalDual(iterations=2, features=(8,))
+        >>> net(torch.rand(1, 1, 8, 8), Identity((8, 8))).shape
+        torch.Size([1, 1, 8, 8])
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        complex_: bool = False,
+        iterations: int = 10,
+        n_primal: int = 5,
+        n_dual: int = 5,
+        features: Sequence[int] = (32, 32),
+        init: str = "zeros",
+        share_weights: bool = False,
+        complex_measurements: bool | None = None,
+    ) -> None:
+        super().__init__()
+        if init not in ("zeros", "fbp"):
+            raise ValueError(f"init: expected 'zeros' or 'fbp', got {init!r}.")
+        if int(iterations) < 1 or int(n_primal) < 1 or int(n_dual) < 1:
+            raise ValueError(
+                f"iterations, n_primal, n_dual: expected positive numbers, got {iterations}, {n_primal}, {n_dual}."
+            )
+        self.in_channels, self.complex_, self.init = int(in_channels), bool(complex_), init
+        self.iterations, self.n_primal, self.n_dual = int(iterations), int(n_primal), int(n_dual)
+        self.share_weights = bool(share_weights)
+        self.complex_measurements = self.complex_ if complex_measurements is None else bool(complex_measurements)
+        self.features = tuple(features)
+        c = self.in_channels * (2 if self.complex_ else 1)
+        blocks = 1 if self.share_weights else self.iterations
+        self.primal_blocks = nn.ModuleList(
+            ConvStack((self.n_primal + 1) * c, self.n_primal * c, self.features) for _ in range(blocks)
+        )
+        k = 2 if self.complex_measurements else 1
+        self.dual_blocks = nn.ModuleList(
+            ConvStack((self.n_dual + 2) * k, self.n_dual * k, self.features) for _ in range(blocks)
+        )
+
+    def forward(
+        self, y: torch.Tensor, A: LinearOperator, steps: int | None = None, return_all: bool = False
+    ) -> torch.Tensor | list[torch.Tensor]:
+        """Run the primal-dual iterations (see the class docstring).
+
+        Raises:
+            ValueError: bad ``y``/``A``, or ``steps`` other than ``iterations`` without shared weights.
+        """
+        adjoint = check_inputs(y, A, self.in_channels, self.complex_)
+        steps = self.iterations if steps is None else int(steps)
+        if steps < 1 or (not self.share_weights and steps != self.iterations):
+            raise ValueError(
+                f"steps: this network has {self.iterations} iterations with their own weights, got steps={steps} "
+                "(build it with share_weights=True to run any number of steps)."
+            )
+        if bool(A.range_is_complex) != self.complex_measurements:
+            raise ValueError(
+                f"A: the dual network was built for {'complex' if self.complex_measurements else 'real'} measurements "
+                f"(complex_measurements={self.complex_measurements}), the operator's are "
+                f"{'complex' if A.range_is_complex else 'real'}."
+            )
+        norm = float(A.opnorm()) or 1.0
+        k = 2 if A.range_is_complex else 1
+        c = self.in_channels * (2 if self.complex_ else 1)
+        range_ndim = len(A.range_shape)
+        y_folded, y_shape = fold_measurements(y / norm, range_ndim)
+        if self.init == "fbp":
+            f = to_channels(initial_estimate(y, A, "fbp", adjoint)).repeat(1, self.n_primal, 1, 1)
+        else:
+            f = to_channels(adjoint).new_zeros(adjoint.shape[0], self.n_primal * c, *adjoint.shape[2:])
+        h = y_folded.new_zeros(y_folded.shape[0], self.n_dual * k, *y_folded.shape[2:])
+        estimates = []
+        for i in range(steps):
+            f2 = f[:, c : 2 * c] if self.n_primal > 1 else f[:, :c]
+            forward, _ = fold_measurements(A(from_channels(f2, self.complex_), check=False) / norm, range_ndim)
+            h = h + self.dual_blocks[0 if self.share_weights else i](torch.cat([h, forward, y_folded], dim=1))
+            back = A.adjoint(unfold_measurements(h[:, :k], y_shape, A.range_is_complex), check=False) / norm
+            f = f + self.primal_blocks[0 if self.share_weights else i](torch.cat([f, to_channels(back)], dim=1))
+            estimates.append(from_channels(f[:, :c], self.complex_))
+        return estimates if return_all else estimates[-1]

@@ -1,0 +1,304 @@
+"""Recurrent Inference Machine (Putzky & Welling 2017) and its GDN / FFN ablations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from rim_monai.networks.blocks import ConvGRUCell, same_padding
+from rim_monai.networks.utils import (
+    INIT_MODES,
+    check_inputs,
+    from_channels,
+    initial_estimate,
+    sigma_like,
+    step_scale,
+    to_channels,
+)
+from rim_monai.operators.base import LinearOperator
+from rim_monai.operators.likelihood import GaussianLikelihood
+
+__all__ = ["RIM", "PaperCell", "DilatedCell", "LINKS", "ARCHITECTURES", "VARIANTS"]
+
+LINKS = ("identity", "sigmoid", "softplus")
+ARCHITECTURES = ("paper", "atrous", "compact")
+VARIANTS = ("rim", "gdn", "ffn")
+
+#: the a-trous preset: two stages of 64 features, dilations 1 and 2 (about 4.8e5 parameters for grey images)
+ATROUS_FEATURES = (64, 64)
+ATROUS_DILATIONS = (1, 2)
+
+_CLAMP = 1e-4  # inverse links clip x into the open range of the link
+
+
+class PaperCell(nn.Module):
+    """The update network of the RIM paper (§4.1), run once per step.
+
+    3x3 conv stride 2 (``features``) + batch norm + tanh -> conv-GRU (``hidden``, at half resolution) -> 3x3
+    transposed conv stride 2 back to the input size (``features``) + batch norm + tanh -> 3x3 output conv. With
+    ``recurrent=False`` (the FFN ablation) the GRU is a 3x3 convolution with ReLU and there is no state. Odd sizes
+    work: the transposed convolution is given the exact output size.
+
+    Args:
+        in_channels: input channels (gradient, and estimate unless GDN).
+        out_channels: channels of the update.
+        features: width of the outer layers (64 in the paper).
+        hidden: width of the recurrent layer (256 in the paper).
+        recurrent: GRU (``True``) or ReLU layer without state (``False``).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, features: int = 64, hidden: int = 256, recurrent: bool = True) -> None:
+        super().__init__()
+        self.recurrent = recurrent
+        self.down = nn.Conv2d(in_channels, features, 3, stride=2, padding=1)
+        self.norm_down = nn.BatchNorm2d(features)
+        self.core: nn.Module = ConvGRUCell(features, hidden) if recurrent else nn.Conv2d(features, hidden, 3, padding=1)
+        self.up = nn.ConvTranspose2d(hidden, features, 3, stride=2, padding=1)
+        self.norm_up = nn.BatchNorm2d(features)
+        self.out = nn.Conv2d(features, out_channels, 3, padding=1)
+
+    def forward(self, u: torch.Tensor, state: list[torch.Tensor] | None) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+        h = torch.tanh(self.norm_down(self.down(u)))
+        if self.recurrent:
+            s = self.core(h, None if state is None else state[0])
+            h, state = s, [s]
+        else:
+            h = F.relu(self.core(h))
+        h = self.up(h, output_size=list(u.shape[-2:]))
+        h = torch.tanh(self.norm_up(h))
+        return self.out(h), state
+
+
+class DilatedCell(nn.Module):
+    """A-trous update network without striding (the paper's super-resolution model, and the compact CPU model).
+
+    For each stage ``i``: 3x3 conv with dilation ``dilations[i]`` to ``features[i]`` channels + tanh, then a conv-GRU
+    of the same width and dilation (or, with ``recurrent=False``, a 3x3 conv + ReLU without state); a final 3x3 conv
+    gives the update.
+
+    Args:
+        in_channels: input channels.
+        out_channels: channels of the update.
+        features: stage widths.
+        dilations: stage dilations (same length as ``features``).
+        recurrent: GRU (``True``) or ReLU layer without state (``False``).
+
+    Raises:
+        ValueError: ``features`` and ``dilations`` differ in length or are empty.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        features: Sequence[int] = (32, 32),
+        dilations: Sequence[int] = (1, 2),
+        recurrent: bool = True,
+    ) -> None:
+        super().__init__()
+        features, dilations = tuple(int(f) for f in features), tuple(int(d) for d in dilations)
+        if not features or len(features) != len(dilations):
+            raise ValueError(f"dilations: expected one dilation per stage of features={features}, got {dilations}.")
+        self.recurrent = recurrent
+        self.convs = nn.ModuleList()
+        self.cores = nn.ModuleList()
+        width = in_channels
+        for f, d in zip(features, dilations):
+            self.convs.append(nn.Conv2d(width, f, 3, padding=same_padding(3, d), dilation=d))
+            if recurrent:
+                self.cores.append(ConvGRUCell(f, f, 3, dilation=d))
+            else:
+                self.cores.append(nn.Conv2d(f, f, 3, padding=same_padding(3, d), dilation=d))
+            width = f
+        self.out = nn.Conv2d(width, out_channels, 3, padding=1)
+
+    def forward(self, u: torch.Tensor, state: list[torch.Tensor] | None) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+        h = u
+        new_state: list[torch.Tensor] = []
+        for i, (conv, core) in enumerate(zip(self.convs, self.cores)):
+            h = torch.tanh(conv(h))
+            if self.recurrent:
+                h = core(h, None if state is None else state[i])
+                new_state.append(h)
+            else:
+                h = F.relu(core(h))
+        return self.out(h), (new_state if self.recurrent else None)
+
+
+class RIM(nn.Module):
+    r"""Recurrent Inference Machine (Putzky & Welling 2017, Eqs. 9-15).
+
+    The network iterates in the unconstrained space :math:`\eta` of a link function :math:`x = \Psi(\eta)`:
+
+    .. math::
+        \nabla_{y|\eta} &= \Psi'(\eta_t) \odot \frac{c_A}{\sigma^2 + \epsilon} A^H\big(y - A\Psi(\eta_t)\big), \\
+        s_{t+1} &= h^*_\phi(\nabla_{y|\eta}, \eta_t, s_t), \qquad
+        \eta_{t+1} = \eta_t + h_\phi(\nabla_{y|\eta}, \eta_t, s_{t+1}), \qquad x_{t+1} = \Psi(\eta_{t+1}),
+
+    with :math:`\epsilon = \mathrm{softplus}(\phi_\epsilon)` learnable (:class:`GaussianLikelihood`) and
+    :math:`c_A = 1/\|A\|^2` when ``normalize_gradient`` (else 1), which makes the gradient input comparable across
+    operators (it is 1 for denoising and orthonormal Fourier sampling). The gradient is taken through the link
+    (chain rule, analytically). Start: ``init="adjoint"`` sets :math:`\eta_0 = \Psi^{-1}(A^H y / \|A\|^2)` (values
+    clipped into the link's range), ``init="fbp"`` uses ``A.fbp(y)`` when the operator has it, and ``init="zeros"``
+    sets :math:`\eta_0 = 0` (so :math:`x_0 = \Psi(0)`).
+
+    Ablations (paper §4.4): ``variant="gdn"`` drops :math:`\eta_t` from the input; ``variant="ffn"`` replaces the
+    GRU by a ReLU convolution and keeps no state.
+
+    Args:
+        in_channels: image channels ``C`` (1 grey/CT/MRI, 3 RGB).
+        complex_: complex images (MRI), processed as ``2C`` real channels; needs ``link="identity"``.
+        architecture: ``"paper"`` (strided, GRU 256), ``"atrous"`` (dilated, ~5e5 parameters) or ``"compact"``.
+        variant: ``"rim"``, ``"gdn"`` or ``"ffn"``.
+        link: ``"identity"``, ``"sigmoid"`` (the paper's, for images in [0, 1]) or ``"softplus"`` (positive images).
+        steps: the number of steps :math:`T` (the default of ``forward``; any number can be run).
+        init: ``"adjoint"``, ``"fbp"`` or ``"zeros"`` (see above).
+        features: compact architecture: stage widths; paper architecture: ``(outer, hidden)`` widths
+            (default ``(64, 256)``); ignored by ``"atrous"``.
+        dilations: compact architecture: stage dilations.
+        normalize_gradient: scale the likelihood gradient by :math:`1/\|A\|^2`.
+        init_epsilon: initial :math:`\epsilon` of the likelihood.
+
+    Shapes:
+        ``y``: ``(B, ..., *A.range_shape)``; returns images shaped like ``A.adjoint(y)``, ``(B, C, H, W)`` real or
+        complex, or a list of ``steps`` of them with ``return_all=True``.
+
+    Example:
+        >>> from rim_monai.operators import Identity
+        >>> net = RIM(in_channels=1, architecture="compact", features=(8, 8), steps=4)
+        >>> y = torch.rand(2, 1, 16, 16)
+        >>> len(net(y, Identity((16, 16)), return_all=True, steps=8))
+        8
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        complex_: bool = False,
+        architecture: str = "compact",
+        variant: str = "rim",
+        link: str = "identity",
+        steps: int = 10,
+        init: str = "adjoint",
+        features: Sequence[int] | None = None,
+        dilations: Sequence[int] = (1, 2),
+        normalize_gradient: bool = True,
+        init_epsilon: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture: expected one of {ARCHITECTURES}, got {architecture!r}.")
+        if variant not in VARIANTS:
+            raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}.")
+        if link not in LINKS:
+            raise ValueError(f"link: expected one of {LINKS}, got {link!r}.")
+        if complex_ and link != "identity":
+            raise ValueError(f"link: complex images need link='identity' (a {link} link has no meaning for complex values).")
+        if init not in INIT_MODES:
+            raise ValueError(f"init: expected one of {INIT_MODES}, got {init!r}.")
+        if int(steps) < 1:
+            raise ValueError(f"steps: expected a positive number of steps, got {steps}.")
+        if in_channels < 1:
+            raise ValueError(f"in_channels: expected a positive number of image channels, got {in_channels}.")
+        self.in_channels, self.complex_ = int(in_channels), bool(complex_)
+        self.architecture, self.variant, self.link, self.init = architecture, variant, link, init
+        self.steps, self.normalize_gradient = int(steps), bool(normalize_gradient)
+        channels = self.in_channels * (2 if self.complex_ else 1)
+        cell_in = channels if variant == "gdn" else 2 * channels
+        recurrent = variant != "ffn"
+        if architecture == "paper":
+            outer, hidden = tuple(features) if features is not None else (64, 256)
+            self.cell: nn.Module = PaperCell(cell_in, channels, outer, hidden, recurrent)
+        elif architecture == "atrous":
+            self.cell = DilatedCell(cell_in, channels, ATROUS_FEATURES, ATROUS_DILATIONS, recurrent)
+        else:
+            self.cell = DilatedCell(cell_in, channels, tuple(features) if features is not None else (32, 32), dilations, recurrent)
+        self.likelihood = GaussianLikelihood(init_epsilon=init_epsilon)
+
+    # ------------------------------------------------------------------ link function
+    def psi(self, eta: torch.Tensor) -> torch.Tensor:
+        """The link :math:`x = \\Psi(\\eta)` (channel layout)."""
+        if self.link == "sigmoid":
+            return torch.sigmoid(eta)
+        if self.link == "softplus":
+            return F.softplus(eta)
+        return eta
+
+    def psi_derivative(self, eta: torch.Tensor) -> torch.Tensor:
+        """:math:`\\Psi'(\\eta)` elementwise."""
+        if self.link == "sigmoid":
+            s = torch.sigmoid(eta)
+            return s * (1 - s)
+        if self.link == "softplus":
+            return torch.sigmoid(eta)
+        return torch.ones_like(eta)
+
+    def psi_inverse(self, x: torch.Tensor) -> torch.Tensor:
+        """:math:`\\Psi^{-1}(x)`, with ``x`` clipped into the link's range (``(0, 1)`` or ``(0, inf)``)."""
+        if self.link == "sigmoid":
+            return torch.logit(x.clamp(_CLAMP, 1 - _CLAMP))
+        if self.link == "softplus":
+            x = x.clamp_min(_CLAMP)
+            return x + torch.log(-torch.expm1(-x))  # log(exp(x) - 1), stable for large x
+        return x
+
+    # ------------------------------------------------------------------ the extrinsic input
+    def likelihood_gradient(
+        self, eta: torch.Tensor, y: torch.Tensor, A: LinearOperator, sigma: torch.Tensor, scale: float = 1.0
+    ) -> torch.Tensor:
+        r""":math:`\nabla_{y|\eta} = \Psi'(\eta) \odot c \, A^H(y - A\Psi(\eta)) / (\sigma^2 + \epsilon)` in channel layout.
+
+        Args:
+            eta: ``(B, C', H, W)`` real channels (``C' = 2C`` for complex images).
+            y: measurements.
+            A: the operator.
+            sigma: noise level broadcastable to the image (see :func:`~rim_monai.networks.utils.sigma_like`).
+            scale: the factor :math:`c` (``1/||A||^2`` when the gradient is normalised).
+        """
+        x = from_channels(self.psi(eta), self.complex_)
+        grad_x = to_channels(self.likelihood(x, y, A, sigma)) * scale
+        return self.psi_derivative(eta) * grad_x
+
+    def forward(
+        self,
+        y: torch.Tensor,
+        A: LinearOperator,
+        steps: int | None = None,
+        sigma: float | torch.Tensor | None = None,
+        return_all: bool = False,
+    ) -> torch.Tensor | list[torch.Tensor]:
+        """Run ``steps`` RIM steps (default ``self.steps``) on measurements ``y`` of operator ``A``.
+
+        Args:
+            y: measurements ``(B, ..., *A.range_shape)``.
+            A: the forward operator (any :class:`LinearOperator`; may differ from the one trained with).
+            steps: number of steps :math:`T`.
+            sigma: noise standard deviation, a float or one value per sample ``(B,)``; ``None`` means 0 (then only
+                the learned :math:`\\epsilon` sets the gradient scale).
+            return_all: return the list of all ``steps`` estimates :math:`x_1, \\dots, x_T`.
+
+        Raises:
+            ValueError: bad ``y``, ``A``, ``steps`` or ``sigma``.
+        """
+        adjoint = check_inputs(y, A, self.in_channels, self.complex_)
+        steps = self.steps if steps is None else int(steps)
+        if steps < 1:
+            raise ValueError(f"steps: expected a positive number of steps, got {steps}.")
+        sig = sigma_like(sigma, adjoint)
+        scale = step_scale(A) if self.normalize_gradient else 1.0
+        if self.init == "zeros":
+            eta = torch.zeros_like(to_channels(adjoint))
+        else:
+            eta = self.psi_inverse(to_channels(initial_estimate(y, A, self.init, adjoint)))
+        state = None
+        estimates: list[torch.Tensor] = []
+        for _ in range(steps):
+            grad = self.likelihood_gradient(eta, y, A, sig, scale)
+            u = grad if self.variant == "gdn" else torch.cat([grad, eta], dim=1)
+            delta, state = self.cell(u, state)
+            eta = eta + delta
+            estimates.append(from_channels(self.psi(eta), self.complex_))
+        return estimates if return_all else estimates[-1]

@@ -1,0 +1,135 @@
+"""Helpers shared by the reconstruction networks: input checks, real/complex channel layouts, initial estimates.
+
+Every network in :mod:`rim_monai.networks` is called as ``net(y, A)``. The image layout is whatever ``A.adjoint(y)``
+returns; the networks require it to be ``(B, C, H, W)`` (2D images with ``C`` image channels). Complex images
+(MRI) are processed as ``2C`` real channels, ordered ``(re_1, im_1, re_2, im_2, ...)``
+(:func:`rim_monai.operators.fourier.complex_to_channels` and its inverse, re-exported here).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rim_monai.operators.base import LinearOperator, check_tensor
+from rim_monai.operators.fourier import channels_to_complex, complex_to_channels
+
+__all__ = [
+    "complex_to_channels",
+    "channels_to_complex",
+    "to_channels",
+    "from_channels",
+    "check_inputs",
+    "sigma_like",
+    "initial_estimate",
+    "step_scale",
+    "INIT_MODES",
+]
+
+INIT_MODES = ("zeros", "adjoint", "fbp")
+
+
+def to_channels(x: torch.Tensor) -> torch.Tensor:
+    """Real tensors pass through; complex ones go through :func:`complex_to_channels`."""
+    return complex_to_channels(x) if x.is_complex() else x
+
+
+def from_channels(x: torch.Tensor, complex_: bool) -> torch.Tensor:
+    """Inverse of :func:`to_channels` for a known kind."""
+    return channels_to_complex(x) if complex_ else x
+
+
+def check_inputs(y: torch.Tensor, A: LinearOperator, in_channels: int, complex_: bool) -> torch.Tensor:
+    """Validate ``(y, A)`` at a network boundary and return ``A^H y`` (the image layout).
+
+    Args:
+        y: measurements ``(*batch, *A.range_shape)``.
+        A: the forward operator.
+        in_channels: the number of image channels ``C`` the network was built for.
+        complex_: whether the network was built for complex images.
+
+    Returns:
+        ``A.adjoint(y)`` of shape ``(B, C, H, W)``.
+
+    Raises:
+        ValueError: ``A`` is not a :class:`LinearOperator` or its domain kind differs from the network's; ``y`` has
+            the wrong shape, dtype, device, contains NaN, or maps to images that are not ``(B, C, H, W)``.
+    """
+    if not isinstance(A, LinearOperator):
+        raise ValueError(f"A: expected a rim_monai LinearOperator, got {type(A).__name__}.")
+    if bool(A.domain_is_complex) != bool(complex_):
+        want, got = ("complex" if complex_ else "real"), ("complex" if A.domain_is_complex else "real")
+        raise ValueError(f"A: the network was built for {want} images (complex_={complex_}), the operator's images are {got}.")
+    check_tensor(y, "y", A.range_shape, A.range_is_complex, A.device)
+    if y.ndim == len(A.range_shape):
+        raise ValueError(
+            f"y: expected a batch of measurements (B, ..., {', '.join(map(str, A.range_shape))}), got {tuple(y.shape)} "
+            "without a batch dimension."
+        )
+    x = A.adjoint(y, check=False)
+    if x.ndim != 4 or x.shape[1] != in_channels:
+        raise ValueError(
+            f"y: of shape {tuple(y.shape)} maps to images of shape {tuple(x.shape)} under A.adjoint; the network "
+            f"expects (B, {in_channels}, H, W)."
+        )
+    return x
+
+
+def sigma_like(sigma: float | torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
+    """A noise level broadcastable to ``x`` (``(B, C, H, W)``): ``None`` -> 0, float, ``(B,)`` or ``(B, 1, 1, 1)``.
+
+    Raises:
+        ValueError: ``sigma`` is negative or its shape fits neither a scalar nor one value per sample.
+    """
+    dtype = x.real.dtype if x.is_complex() else x.dtype
+    if sigma is None:
+        return torch.zeros((), dtype=dtype, device=x.device)
+    s = torch.as_tensor(sigma, dtype=dtype, device=x.device)
+    if s.numel() == 1:
+        s = s.reshape(())
+    elif s.numel() == x.shape[0]:
+        s = s.reshape(x.shape[0], *([1] * (x.ndim - 1)))
+    else:
+        raise ValueError(f"sigma: expected a float or one value per sample ({x.shape[0]},), got shape {tuple(s.shape)}.")
+    if bool((s < 0).any()):
+        raise ValueError("sigma: expected non-negative noise levels.")
+    return s
+
+
+def step_scale(A: LinearOperator) -> float:
+    r""":math:`1 / \|A\|^2`, the Landweber step that makes :math:`A^H (A x - y)` commensurate with ``x``.
+
+    For operators with :math:`\|A\| = 1` (denoising, orthonormal Fourier sampling) this is 1; for CT it undoes the
+    large gain of the ray transform.
+    """
+    norm = float(A.opnorm())
+    return 1.0 / (norm * norm) if norm > 0 else 1.0
+
+
+def initial_estimate(y: torch.Tensor, A: LinearOperator, mode: str, adjoint: torch.Tensor | None = None) -> torch.Tensor:
+    r"""The starting image of an iterative network.
+
+    * ``"zeros"``: :math:`x_0 = 0`.
+    * ``"adjoint"``: :math:`x_0 = A^H y / \|A\|^2` (one Landweber step from zero with step :math:`1/\|A\|^2`).
+    * ``"fbp"``: ``A.fbp(y)`` when the operator has one (CT), else the ``"adjoint"`` start (zero-filled for MRI).
+
+    Args:
+        y: measurements.
+        A: the operator.
+        mode: one of :data:`INIT_MODES`.
+        adjoint: ``A^H y`` if already computed.
+
+    Raises:
+        ValueError: unknown ``mode``.
+    """
+    if mode not in INIT_MODES:
+        raise ValueError(f"init: expected one of {INIT_MODES}, got {mode!r}.")
+    if adjoint is None:
+        adjoint = A.adjoint(y, check=False)
+    if mode == "zeros":
+        return torch.zeros_like(adjoint)
+    if mode == "fbp" and callable(getattr(A, "fbp", None)):
+        x0 = A.fbp(y)
+        if x0.shape != adjoint.shape:
+            raise ValueError(f"A: A.fbp(y) returned shape {tuple(x0.shape)}, expected that of A.adjoint(y) {tuple(adjoint.shape)}.")
+        return x0.to(adjoint.dtype)
+    return adjoint * step_scale(A)
