@@ -1,5 +1,6 @@
 """Glue for MONAI workflows: batch preparation for ``net(y, A)``, the multi-step loss, handlers."""
 
+from rim_monai.engines.loss import MultiStepLoss
 from rim_monai.engines.prepare_batch import MaskedFourierFromBatch, PrepareMeasurementBatch, plain_tensor
 
 # -- further engine modules register their public names below (one import line each) --
