@@ -1,1 +1,43 @@
-"""rim_monai.data"""
+"""Data layer: readers (NIfTI, fastMRI / generic HDF5, DICOM, BART), simulators, phantoms and writers.
+
+Everything is a MONAI (dictionary) transform or dataset; see ``docs/data.md`` for the dict keys and examples.
+"""
+
+from rim_monai.data.file_utils import DataFileError, atomic_write
+from rim_monai.data.bart import bart_to_channel_first, read_bart, write_bart
+from rim_monai.data.dicom import LoadDICOMd, dicom_affine, read_dicom
+from rim_monai.data.fastmri import (
+    CenterCropToReconSized,
+    FastMRISliceDataset,
+    FastMRISubmissionWriter,
+    center_crop,
+    fastmri_slice,
+    parse_ismrmrd_header,
+    read_fastmri,
+    write_fastmri_reconstruction,
+)
+from rim_monai.data.hdf5 import HDF5SliceDataset, LoDoPaBDataset, lodopab_files, read_hdf5
+from rim_monai.data.intensity import (
+    MU_WATER,
+    AttenuationToHU,
+    AttenuationToHUd,
+    HUToAttenuation,
+    HUToAttenuationd,
+    PercentileScale,
+    PercentileScaled,
+)
+from rim_monai.data.slicing import SliceDataset, SliceVolume, SliceVolumed, slice_affine, stack_slices
+from rim_monai.data.writers import AtomicNibabelWriter, SaveNifti, SaveNiftid
+from rim_monai.data.phantoms import (
+    EllipsePhantomDataset,
+    ellipse_phantom,
+    random_ellipses,
+    shepp_logan,
+    shepp_logan_ellipses,
+)
+from rim_monai.data.augment import RandIntensityScaled, physics_augmentations
+from rim_monai.data.simulate_mri import SimulateKSpaced, smooth_phase
+from rim_monai.data.simulate_ct import SimulateSinogramd, add_sinogram_noise, finer_ray_transform
+from rim_monai.data.sensitivity import EstimateSensitivitiesd
+
+# -- further data modules register their public names below (one import line each) --

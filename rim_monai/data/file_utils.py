@@ -1,0 +1,106 @@
+"""Shared file helpers for the data layer: the error type every reader raises, and atomic writes.
+
+Every reader in :mod:`rim_monai.data` reports bad input through :class:`DataFileError`, a ``ValueError`` whose message
+names the file, the key (HDF5 dataset, DICOM tag, header field...) and what was expected, so a user can fix the file
+without reading the reader's code. Every writer writes to a temporary file in the destination folder and renames it
+(:func:`atomic_write`), so a crash never leaves a half-written output behind, and refuses to replace an existing
+output unless asked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["DataFileError", "atomic_write", "check_finite", "check_overwrite"]
+
+PathLike = str | os.PathLike
+
+
+class DataFileError(ValueError):
+    """A file does not hold what a reader expects.
+
+    Args:
+        filename: the offending file.
+        key: the dataset, tag or field inside the file (``None`` for the file as a whole).
+        expected: what the reader expected there.
+        found: what it found instead.
+
+    Example:
+        >>> str(DataFileError("a.h5", "kspace", "a complex array", "missing"))
+        "a.h5: key 'kspace': expected a complex array, found missing."
+    """
+
+    def __init__(self, filename: PathLike, key: str | None, expected: str, found: str) -> None:
+        self.filename = str(filename)
+        self.key = key
+        self.expected = expected
+        self.found = found
+        where = f"{self.filename}: key '{key}'" if key is not None else self.filename
+        super().__init__(f"{where}: expected {expected}, found {found}.")
+
+
+def check_finite(array: Any, filename: PathLike, key: str) -> None:
+    """Raise :class:`DataFileError` when ``array`` holds NaN or Inf values.
+
+    Args:
+        array: a NumPy array or torch tensor.
+        filename: the file it came from (for the message).
+        key: the key it was read from (for the message).
+
+    Raises:
+        DataFileError: naming the file, the key and the number of non-finite values.
+    """
+    values = np.asarray(array)
+    if values.dtype.kind in "fc":
+        bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+        if bad:
+            raise DataFileError(filename, key, "finite values", f"{bad} NaN/Inf value(s)")
+
+
+def check_overwrite(path: PathLike, overwrite: bool) -> None:
+    """Raise ``FileExistsError`` naming ``path`` when it exists and ``overwrite`` is false."""
+    if not overwrite and os.path.lexists(path):
+        raise FileExistsError(f"{os.fspath(path)}: output exists; pass overwrite=True to replace it.")
+
+
+@contextlib.contextmanager
+def atomic_write(path: PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Context manager yielding a temporary path that replaces ``path`` atomically on success.
+
+    The temporary file lives in the destination folder (so :func:`os.replace` is a rename on the same file system)
+    and keeps the destination's suffixes (``.nii.gz``, ``.h5``) so that format-sniffing writers still work. On an
+    exception the temporary file is removed and ``path`` is left untouched.
+
+    Args:
+        path: the final destination.
+        overwrite: replace an existing ``path``; otherwise ``FileExistsError`` is raised before anything is written.
+
+    Raises:
+        FileExistsError: ``path`` exists and ``overwrite`` is false (checked before and again just before the rename).
+
+    Example:
+        >>> with atomic_write("/tmp/out.txt", overwrite=True) as tmp:  # doctest: +SKIP
+        ...     tmp.write_text("done")
+    """
+    path = Path(path)
+    check_overwrite(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes)
+    stem = path.name[: len(path.name) - len(suffix)] if suffix else path.name
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        check_overwrite(path, overwrite)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

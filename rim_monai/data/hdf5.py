@@ -1,0 +1,182 @@
+"""Generic HDF5 readers and slice datasets, including LoDoPaB-CT sinogram/image pairs.
+
+LoDoPaB-CT stores each split as numbered file pairs ``observation_{part}_{NNN}.hdf5`` (post-log sinograms,
+``data`` ``(128, 1000, 513)``) and ``ground_truth_{part}_{NNN}.hdf5`` (images, ``data`` ``(128, 362, 362)``), 128
+samples per file along the first axis. :class:`HDF5SliceDataset` covers that layout and any other one where several
+files (or several datasets of one file) hold aligned stacks of samples along one axis.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.data import MetaTensor
+from monai.transforms import apply_transform
+from torch.utils.data import Dataset
+
+from rim_monai.data.fastmri import _open, _read
+from rim_monai.data.file_utils import DataFileError, check_finite
+
+__all__ = ["read_hdf5", "HDF5SliceDataset", "lodopab_files", "LoDoPaBDataset"]
+
+
+def _dataset(f, key: str):
+    if key not in f:
+        raise DataFileError(f.filename, key, "an HDF5 dataset of that name", f"keys {sorted(f.keys())}")
+    return f[key]
+
+
+def read_hdf5(path: str | os.PathLike, keys: Sequence[str] | None = None, check: bool = True) -> dict[str, Any]:
+    """Read datasets (all top-level ones by default) and the file attributes of an HDF5 file.
+
+    Args:
+        path: the file.
+        keys: dataset names to read; a missing one raises.
+        check: reject NaN/Inf values in floating/complex datasets.
+
+    Returns:
+        ``{name: ndarray, ..., "attrs": dict, "filename": str}``.
+
+    Raises:
+        DataFileError: missing, truncated or corrupt file, a missing key, NaN/Inf values.
+    """
+    with _open(path) as f:
+        names = list(keys) if keys is not None else [k for k in f.keys() if hasattr(f[k], "shape")]
+        out: dict[str, Any] = {}
+        for name in names:
+            _dataset(f, name)  # raises naming the available keys
+            out[name] = np.asarray(_read(f, name))
+        out["attrs"] = {k: v for k, v in f.attrs.items()}
+    if check:
+        for name in names:
+            check_finite(out[name], path, name)
+    out["filename"] = str(path)
+    return out
+
+
+class HDF5SliceDataset(Dataset):
+    """Samples stacked along one axis of HDF5 datasets, read lazily, aligned across several files or keys.
+
+    Args:
+        data: one record per group of aligned files: ``{output_key: path}`` (for LoDoPaB,
+            ``{"sinogram": observation file, "image": ground-truth file}``).
+        keys: ``{output_key: dataset name}``; default ``"data"`` for every output key of the records.
+        axis: the sample axis of every dataset.
+        transform: applied to each sample dict.
+        add_channel: add a leading channel axis (MONAI channel-first), so a sinogram becomes ``(1, angles, det)``.
+        dtype: cast samples to this dtype (``None`` keeps the stored one).
+        check: reject NaN/Inf values.
+
+    Each item is ``{output_key: MetaTensor, "filename": path of the first key, "slice": index in the file}``.
+
+    Raises:
+        DataFileError: a missing file or key, or datasets of one record with different sample counts.
+
+    Example:
+        >>> ds = HDF5SliceDataset([{"sinogram": "obs.h5", "image": "gt.h5"}])  # doctest: +SKIP
+        >>> ds[0]["sinogram"].shape  # doctest: +SKIP
+        torch.Size([1, 1000, 513])
+    """
+
+    def __init__(
+        self,
+        data: Sequence[Mapping[str, str | os.PathLike]],
+        keys: Mapping[str, str] | None = None,
+        axis: int = 0,
+        transform: Callable | None = None,
+        add_channel: bool = True,
+        dtype: torch.dtype | None = torch.float32,
+        check: bool = True,
+    ) -> None:
+        self.data = [dict(r) for r in data]
+        self.keys = dict(keys) if keys is not None else {}
+        self.axis, self.transform, self.add_channel, self.dtype, self.check = axis, transform, add_channel, dtype, check
+        self.index: list[tuple[int, int]] = []
+        for r, record in enumerate(self.data):
+            counts = {}
+            for out_key, path in record.items():
+                name = self.keys.get(out_key, "data")
+                with _open(path) as f:
+                    ds = _dataset(f, name)
+                    if ds.ndim < 1 or not -ds.ndim <= axis < ds.ndim:
+                        raise DataFileError(path, name, f"an array with a sample axis {axis}", f"shape {ds.shape}")
+                    counts[out_key] = ds.shape[axis]
+            if len(set(counts.values())) > 1:
+                first = next(iter(record))
+                raise DataFileError(
+                    record[first], self.keys.get(first, "data"),
+                    f"the same number of samples as the other files of the record ({counts})", "a mismatch",
+                )
+            self.index.extend((r, i) for i in range(next(iter(counts.values()), 0)))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        r, k = self.index[i]
+        record = self.data[r]
+        item: dict[str, Any] = {}
+        for out_key, path in record.items():
+            name = self.keys.get(out_key, "data")
+            with _open(path) as f:
+                ds = _dataset(f, name)
+                index = (slice(None),) * (self.axis % ds.ndim) + (k,)
+                array = np.asarray(_read(f, name, index))
+            if self.check:
+                check_finite(array, path, name)
+            tensor = torch.from_numpy(np.ascontiguousarray(array))
+            if self.dtype is not None:
+                tensor = tensor.to(self.dtype)
+            if self.add_channel:
+                tensor = tensor[None]
+            item[out_key] = MetaTensor(tensor, meta={"filename_or_obj": str(path), "slice_index": k})
+        item["filename"] = str(next(iter(record.values())))
+        item["slice"] = k
+        return apply_transform(self.transform, item) if self.transform is not None else item
+
+
+def lodopab_files(
+    root: str | os.PathLike, part: str = "train", sinogram_key: str = "sinogram", image_key: str = "image"
+) -> list[dict[str, str]]:
+    """Pair LoDoPaB-CT ``observation_{part}_NNN.hdf5`` / ``ground_truth_{part}_NNN.hdf5`` files in ``root``.
+
+    Args:
+        root: folder with the unpacked LoDoPaB files.
+        part: ``"train"``, ``"validation"`` or ``"test"``.
+        sinogram_key, image_key: output keys of the records.
+
+    Raises:
+        ValueError: no observation files for ``part``, or an observation file without its ground truth.
+    """
+    root = Path(root)
+    pattern = re.compile(rf"observation_{re.escape(part)}_(\d+)\.hdf5$")
+    records = []
+    for obs in sorted(root.iterdir() if root.is_dir() else []):
+        match = pattern.match(obs.name)
+        if match:
+            gt = root / f"ground_truth_{part}_{match.group(1)}.hdf5"
+            if not gt.exists():
+                raise DataFileError(gt, None, f"the ground truth paired with {obs.name}", "no such file")
+            records.append({sinogram_key: str(obs), image_key: str(gt)})
+    if not records:
+        raise ValueError(f"root: expected observation_{part}_NNN.hdf5 files in {root}, found none.")
+    return records
+
+
+class LoDoPaBDataset(HDF5SliceDataset):
+    """LoDoPaB-CT pairs as ``{"sinogram": (1, 1000, 513), "image": (1, 362, 362)}`` slice dicts.
+
+    Args:
+        root: folder with the LoDoPaB files.
+        part: ``"train"``, ``"validation"`` or ``"test"``.
+        transform: applied to each sample dict.
+    """
+
+    def __init__(self, root: str | os.PathLike, part: str = "train", transform: Callable | None = None) -> None:
+        super().__init__(lodopab_files(root, part), transform=transform)

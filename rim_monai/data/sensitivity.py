@@ -1,0 +1,42 @@
+"""Coil sensitivities for measured multi-coil k-space, as a dictionary transform."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+import torch
+from monai.transforms import Transform
+
+from rim_monai.operators import estimate_sensitivities
+
+__all__ = ["EstimateSensitivitiesd"]
+
+
+class EstimateSensitivitiesd(Transform):
+    """Add ``d[sens_key]`` = ``rim_monai.operators.estimate_sensitivities(d[kspace_key], **kwargs)``.
+
+    Measured data (fastMRI, BART) come without coil maps; this estimates them from the fully sampled k-space centre
+    so that ``MaskedFourier(batch["mask"], batch["sens"])`` can be built for the batch.
+
+    Args:
+        kspace_key: k-space entry ``(coils, H, W)`` complex.
+        sens_key: output entry ``(coils, H, W)`` complex64.
+        kwargs: passed to ``estimate_sensitivities`` (``method="espirit"``, ``calib_width``...).
+
+    Raises:
+        ValueError: k-space missing or not complex ``(coils, H, W)``.
+    """
+
+    def __init__(self, kspace_key: str = "kspace", sens_key: str = "sens", **kwargs: Any) -> None:
+        self.kspace_key, self.sens_key, self.kwargs = kspace_key, sens_key, kwargs
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        if self.kspace_key not in d:
+            raise ValueError(f"data: expected k-space under key '{self.kspace_key}', got keys {sorted(map(str, d))}.")
+        kspace = torch.as_tensor(d[self.kspace_key])
+        if kspace.ndim != 3 or not kspace.is_complex():
+            raise ValueError(f"{self.kspace_key}: expected complex (coils, H, W), got {tuple(kspace.shape)} {kspace.dtype}.")
+        d[self.sens_key] = estimate_sensitivities(kspace, **self.kwargs).to(torch.complex64)
+        return d

@@ -1,0 +1,255 @@
+"""Volumes to 2D slices and back, keeping the scanner geometry.
+
+Reconstruction networks here are 2D: a NIfTI volume ``(C, X, Y, Z)`` loaded by MONAI ``LoadImaged`` +
+``EnsureChannelFirstd`` is cut into slices ``(C, H, W)`` along one spatial axis. Each slice is a ``MetaTensor`` whose
+``affine`` is the 4x4 voxel-to-world map *of that slice*: its first two columns are the volume's in-plane columns, its
+third the through-plane column, and its origin the world position of voxel ``(0, 0)`` of slice ``k``. So a 2D slice
+saved on its own as NIfTI lands at the right place in the scanner, and :func:`stack_slices` rebuilds the volume with
+the original affine (its meta keeps ``volume_affine``, ``volume_shape``, ``slice_axis`` and ``slice_index``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.data import MetaTensor
+from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, MapTransform, Transform, apply_transform
+from monai.utils import convert_to_tensor
+from torch.utils.data import Dataset
+
+__all__ = ["SliceVolume", "SliceVolumed", "stack_slices", "SliceDataset", "slice_affine"]
+
+
+def slice_affine(affine: torch.Tensor | np.ndarray, axis: int, index: int) -> torch.Tensor:
+    """The 4x4 affine of slice ``index`` along spatial ``axis`` of a 3D volume with affine ``affine``.
+
+    Columns are reordered to ``(in-plane axes..., axis)`` and the origin moved to voxel ``index`` along ``axis``.
+
+    Example:
+        >>> slice_affine(torch.eye(4), axis=0, index=3)[:3, 3].tolist()
+        [3.0, 0.0, 0.0]
+    """
+    affine = torch.as_tensor(affine, dtype=torch.float64)
+    keep = [a for a in range(3) if a != axis]
+    out = torch.eye(4, dtype=torch.float64)
+    out[:3, :3] = affine[:3, keep + [axis]]
+    out[:3, 3] = affine[:3, 3] + affine[:3, axis] * index
+    return out
+
+
+def _check_axis(axis: int) -> int:
+    if axis not in (-3, -2, -1, 0, 1, 2):
+        raise ValueError(f"axis: expected a spatial axis of a 3D volume (0, 1, 2 or -1...-3), got {axis}.")
+    return axis % 3
+
+
+class SliceVolume(Transform):
+    """Cut a channel-first volume ``(C, X, Y, Z)`` into 2D slices ``(C, H, W)`` along a spatial axis.
+
+    Args:
+        axis: spatial axis to slice along (0, 1, 2; -1 = last).
+        slice_range: ``(start, stop)`` half-open range of slice indices (negative values count from the end;
+            ``None`` = all slices).
+        skip_empty: drop slices whose maximum magnitude is at most ``threshold``.
+        threshold: the emptiness threshold.
+
+    Returns:
+        A list of ``MetaTensor`` slices; each one's meta has ``affine`` (the slice's own geometry, see
+        :func:`slice_affine`), ``volume_affine``, ``volume_shape``, ``slice_axis`` and ``slice_index``.
+
+    Example:
+        >>> vol = MetaTensor(torch.zeros(1, 4, 5, 6)); vol[0, :, :, 2] = 1
+        >>> [s.meta["slice_index"] for s in SliceVolume(axis=2)(vol)]
+        [2]
+    """
+
+    def __init__(
+        self, axis: int = -1, slice_range: Sequence[int] | None = None, skip_empty: bool = True, threshold: float = 0.0
+    ) -> None:
+        self.axis = _check_axis(axis)
+        if slice_range is not None and len(slice_range) != 2:
+            raise ValueError(f"slice_range: expected (start, stop), got {slice_range}.")
+        self.slice_range = slice_range
+        self.skip_empty = skip_empty
+        self.threshold = threshold
+
+    def indices(self, depth: int) -> range:
+        """The slice indices selected from ``depth`` slices (before emptiness is checked)."""
+        if self.slice_range is None:
+            return range(depth)
+        start, stop, _ = slice(*self.slice_range).indices(depth)
+        return range(start, stop)
+
+    def __call__(self, img: torch.Tensor | np.ndarray) -> list[MetaTensor]:
+        img = convert_to_tensor(img, track_meta=True)
+        if not isinstance(img, MetaTensor):
+            img = MetaTensor(img)
+        if img.ndim != 4:
+            name = img.meta.get("filename_or_obj", "img")
+            raise ValueError(f"{name}: expected a channel-first volume (C, X, Y, Z), got shape {tuple(img.shape)}.")
+        volume_affine = img.affine.clone()
+        volume_shape = tuple(int(s) for s in img.shape[1:])
+        dim = self.axis + 1
+        slices = []
+        for k in self.indices(img.shape[dim]):
+            plane = img.select(dim, k)
+            if self.skip_empty and float(plane.abs().max()) <= self.threshold:
+                continue
+            out = MetaTensor(plane.as_tensor().clone(), meta=dict(img.meta))
+            affine = slice_affine(volume_affine, self.axis, k)
+            out.meta.update(
+                {
+                    "affine": affine,
+                    "original_affine": affine,
+                    "spatial_shape": np.asarray(plane.shape[1:]),
+                    "volume_affine": volume_affine,
+                    "volume_shape": volume_shape,
+                    "slice_axis": self.axis,
+                    "slice_index": k,
+                }
+            )
+            slices.append(out)
+        return slices
+
+
+class SliceVolumed(MapTransform):
+    """Dictionary version of :class:`SliceVolume`: one input dict becomes a list of slice dicts.
+
+    The first key decides which slices are kept (emptiness); all ``keys`` are cut at the same indices. Other entries
+    are copied into every slice dict. A MONAI ``DataLoader`` (``list_data_collate``) flattens the lists into slices.
+
+    Args:
+        keys: volume keys (default ``"image"``).
+        axis, slice_range, skip_empty, threshold: see :class:`SliceVolume`.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection = "image",
+        axis: int = -1,
+        slice_range: Sequence[int] | None = None,
+        skip_empty: bool = True,
+        threshold: float = 0.0,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.slicer = SliceVolume(axis, slice_range, skip_empty, threshold)
+        self.all_slices = SliceVolume(axis, slice_range, skip_empty=False)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> list[dict[Hashable, Any]]:
+        d = dict(data)
+        keys = list(self.key_iterator(d))
+        if not keys:
+            return [d]
+        first = self.slicer(d[keys[0]])
+        kept = [s.meta["slice_index"] for s in first]
+        per_key = {keys[0]: first}
+        for key in keys[1:]:
+            by_index = {s.meta["slice_index"]: s for s in self.all_slices(d[key])}
+            per_key[key] = [by_index[k] for k in kept]
+        return [{**d, **{key: per_key[key][i] for key in keys}} for i in range(len(kept))]
+
+
+def stack_slices(slices: Sequence[torch.Tensor], fill_value: float = 0.0) -> MetaTensor:
+    """Rebuild a volume from slices made by :class:`SliceVolume` (possibly processed, e.g. reconstructed).
+
+    Slices are placed at their ``slice_index`` along ``slice_axis``; skipped slices are filled with ``fill_value``.
+    The result carries the original volume affine, so it can be saved next to the input scan.
+
+    Args:
+        slices: ``MetaTensor`` slices ``(C, H, W)`` of one volume, in any order, carrying the meta written by
+            :class:`SliceVolume` (a network output keeps it when it is wrapped as ``MetaTensor(out, meta=x.meta)``).
+        fill_value: value of the slices that are absent (skipped as empty).
+
+    Returns:
+        ``MetaTensor`` ``(C, X, Y, Z)`` with ``affine`` = the volume affine.
+
+    Raises:
+        ValueError: no slices, slices without slicing meta, or slices from different volumes.
+    """
+    if not slices:
+        raise ValueError("slices: expected at least one slice, got none.")
+    metas = []
+    for i, s in enumerate(slices):
+        if not isinstance(s, MetaTensor) or "slice_index" not in s.meta:
+            raise ValueError(f"slices[{i}]: expected a MetaTensor made by SliceVolume (with 'slice_index' meta).")
+        metas.append(s.meta)
+    ref = metas[0]
+    axis, shape = int(ref["slice_axis"]), tuple(int(v) for v in ref["volume_shape"])
+    for i, m in enumerate(metas):
+        if int(m["slice_axis"]) != axis or tuple(int(v) for v in m["volume_shape"]) != shape:
+            raise ValueError(f"slices[{i}]: comes from a different volume or axis than slices[0].")
+    channels = slices[0].shape[0]
+    volume = torch.full((channels, *shape), fill_value, dtype=slices[0].dtype)
+    for s, m in zip(slices, metas):
+        volume.select(axis + 1, int(m["slice_index"])).copy_(s.as_tensor().to(volume.device))
+    meta = {k: v for k, v in ref.items() if k not in ("slice_index", "slice_axis", "volume_affine", "volume_shape")}
+    affine = torch.as_tensor(ref["volume_affine"], dtype=torch.float64)
+    meta.update({"affine": affine, "original_affine": affine, "spatial_shape": np.asarray(shape)})
+    return MetaTensor(volume, meta=meta)
+
+
+class SliceDataset(Dataset):
+    """Slice-level dataset over a list of volumes (NIfTI or anything MONAI ``LoadImaged`` reads).
+
+    Each volume is loaded once (by ``volume_transform``, default ``LoadImaged`` + ``EnsureChannelFirstd`` on
+    ``keys``), cut by :class:`SliceVolumed`, and kept in memory (``cache=True``) or reloaded on access. Item ``i`` is
+    one slice dict, passed through ``transform``.
+
+    Args:
+        data: list of dicts ``{"image": path, ...}``.
+        keys: volume keys to load and slice.
+        axis, slice_range, skip_empty, threshold: see :class:`SliceVolume`.
+        transform: applied to each slice dict.
+        volume_transform: loads one data dict into channel-first volumes (override for custom readers).
+        cache: keep the sliced volumes in memory.
+
+    Example:
+        >>> ds = SliceDataset([{"image": "brain.nii.gz"}], axis=2, slice_range=(40, 120))  # doctest: +SKIP
+        >>> ds[0]["image"].shape  # (1, X, Y)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        data: Sequence[Mapping[str, Any]],
+        keys: KeysCollection = "image",
+        axis: int = -1,
+        slice_range: Sequence[int] | None = None,
+        skip_empty: bool = True,
+        threshold: float = 0.0,
+        transform: Callable | None = None,
+        volume_transform: Callable | None = None,
+        cache: bool = True,
+    ) -> None:
+        self.data = list(data)
+        self.volume_transform = volume_transform or Compose(
+            [LoadImaged(keys, image_only=True), EnsureChannelFirstd(keys)]
+        )
+        self.slicer = SliceVolumed(keys, axis, slice_range, skip_empty, threshold)
+        self.transform = transform
+        self.cache = cache
+        self._cache: dict[int, list[dict]] = {}
+        self.index: list[tuple[int, int]] = []
+        for v in range(len(self.data)):
+            sliced = self._slices(v)
+            self.index.extend((v, j) for j in range(len(sliced)))
+            if not cache:
+                self._cache.clear()
+
+    def _slices(self, v: int) -> list[dict]:
+        if v not in self._cache:
+            self._cache = self._cache if self.cache else {}
+            self._cache[v] = self.slicer(apply_transform(self.volume_transform, self.data[v]))
+        return self._cache[v]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict:
+        v, j = self.index[i]
+        item = dict(self._slices(v)[j])
+        return apply_transform(self.transform, item) if self.transform is not None else item
