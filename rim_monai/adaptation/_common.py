@@ -75,6 +75,11 @@ def check_positive(value: Any, name: str, integer: bool = False, allow_zero: boo
         raise ValueError(f"{name}: expected a finite {kind} {bound}, got {value!r}.")
 
 
+def check_protocol(protocol: Any) -> None:
+    if protocol not in ("per_image", "volume", "8bit"):
+        raise ValueError(f"metric_protocol: expected 'per_image', 'volume' or '8bit', got {protocol!r}.")
+
+
 def check_weighting(weighting: Any, y: torch.Tensor) -> None:
     if weighting is None or callable(weighting) and not isinstance(weighting, torch.Tensor):
         return
@@ -168,36 +173,38 @@ def reconstruct(net: torch.nn.Module, ops: Sequence[LinearOperator], y_all: torc
     return torch.cat(outs)
 
 
-def _local_psnr(pred: torch.Tensor, ref: torch.Tensor, data_range: torch.Tensor) -> torch.Tensor:
+def _local_psnr(pred: torch.Tensor, ref: torch.Tensor) -> float:
+    """Mean PSNR with the data range of each reference sample (``max - min``), in dB."""
+    flat = ref.reshape(ref.shape[0], -1)
+    data_range = (flat.amax(dim=1) - flat.amin(dim=1)).clamp_min(1e-12)
     mse = ((pred - ref) ** 2).reshape(pred.shape[0], -1).mean(dim=1)
-    return 10.0 * torch.log10(data_range**2 / mse.clamp_min(1e-30))
+    return float((10.0 * torch.log10(data_range**2 / mse.clamp_min(1e-30))).mean())
 
 
-def image_quality(pred: torch.Tensor, ref: torch.Tensor) -> tuple[float, float | None, str]:
-    """Mean PSNR (dB) and SSIM over samples, and the protocol used.
+def image_quality(
+    pred: torch.Tensor, ref: torch.Tensor, protocol: str = "per_image", name: str = "references"
+) -> tuple[float, float | None, str]:
+    """Mean PSNR (dB) and SSIM over the samples, and a sentence saying how they were computed.
 
-    Complex images are compared by magnitude; the data range of each sample is ``max - min`` of its reference. SSIM
-    (7x7 uniform window, k1 = 0.01, k2 = 0.03, MONAI's implementation) is computed for 2D images ``(N, C, H, W)`` and
-    is ``None`` otherwise.
+    Complex images are compared by magnitude. PSNR and SSIM are :func:`rim_monai.metrics.psnr` /
+    :func:`rim_monai.metrics.ssim` with the given ``protocol`` (``"per_image"``: data range max - min of each
+    reference; ``"volume"``: max of each reference volume; 7x7 uniform SSIM window); SSIM is ``None`` where it is not
+    defined (images smaller than the window). Without :mod:`rim_monai.metrics`, PSNR uses the per-image data range
+    and SSIM is ``None``.
     """
     pred = pred.detach().abs() if pred.is_complex() else pred.detach()
     ref = ref.detach().abs() if ref.is_complex() else ref.detach()
+    if pred.shape != ref.shape:
+        raise ValueError(f"{name}: expected the shape of the reconstructions {tuple(pred.shape)}, got {tuple(ref.shape)}.")
     pred, ref = pred.double().cpu(), ref.double().cpu()
-    flat = ref.reshape(ref.shape[0], -1)
-    data_range = (flat.amax(dim=1) - flat.amin(dim=1)).clamp_min(1e-12)
-    psnr = float(_local_psnr(pred, ref, data_range).mean())
-    protocol = "PSNR/SSIM per sample with data range = max - min of the reference (magnitude for complex images), averaged"
-    ssim_value: float | None = None
-    if ref.ndim == 4 and min(ref.shape[-2:]) >= 7:
-        from monai.metrics.regression import compute_ssim_and_cs
-
-        values = []
-        for i in range(ref.shape[0]):
-            s, _ = compute_ssim_and_cs(
-                pred[i : i + 1], ref[i : i + 1], spatial_dims=2, kernel_size=[7, 7], kernel_sigma=[1.5, 1.5],
-                data_range=float(data_range[i]), kernel_type="uniform", k1=0.01, k2=0.03,
-            )
-            values.append(float(s.mean()))
-        ssim_value = sum(values) / len(values)
-        protocol += "; SSIM with a 7x7 uniform window, k1 0.01, k2 0.03"
-    return psnr, ssim_value, protocol
+    try:
+        from rim_monai.metrics import psnr, ssim
+    except ImportError:  # the metrics layer is optional for adaptation
+        return _local_psnr(pred, ref), None, "PSNR with data range = max - min of each reference (magnitude); no SSIM"
+    described = f"rim_monai.metrics psnr/ssim, protocol {protocol!r} (magnitude for complex images)"
+    psnr_value = float(psnr(pred, ref, protocol=protocol))
+    try:
+        ssim_value: float | None = float(ssim(pred, ref, protocol=protocol))
+    except ValueError:  # e.g. images smaller than the SSIM window
+        ssim_value = None
+    return psnr_value, ssim_value, described

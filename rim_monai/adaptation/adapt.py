@@ -54,6 +54,7 @@ def adapt(
     batch_size: int = 4,
     estimate: ParameterEstimator | Sequence[ParameterSpec] | ParameterSpec | None = None,
     references: Any = None,
+    metric_protocol: str = "per_image",
     noise_weighting: Any = None,
     patience: int | None = 5,
     min_delta: float = 1e-3,
@@ -93,6 +94,8 @@ def adapt(
             parameter or a list of them; ``None`` for R&R with a known operator.
         references: optional ground truth ``(N, *)`` (same forms as ``measurements``), used only to report PSNR/SSIM
             before and after, never in the optimisation.
+        metric_protocol: data-range protocol of :func:`rim_monai.metrics.psnr` / ``ssim``: ``"per_image"`` (CT,
+            max - min of each reference), ``"volume"`` (fastMRI, max of each reference volume) or ``"8bit"``.
         noise_weighting: optional weights :math:`W` of the data term: a tensor broadcastable to the measurements
             (``(N, *)`` rows are per sample), or a callable ``y_batch -> weights`` (e.g.
             :func:`~rim_monai.adaptation.transmission_weights` for Poisson CT data).
@@ -127,6 +130,7 @@ def adapt(
     if patience is not None:
         C.check_positive(patience, "patience", integer=True)
     C.check_positive(min_delta, "min_delta", allow_zero=True)
+    C.check_protocol(metric_protocol)
     if eval_every is not None:
         C.check_positive(eval_every, "eval_every", integer=True)
     estimator = ParameterEstimator.wrap(estimate)
@@ -217,7 +221,7 @@ def adapt(
     report.parameters_before = param_values()
     if refs is not None:
         report.psnr_before, report.ssim_before, report.metric_protocol = C.image_quality(
-            C.reconstruct(adapted, ops, y_all, batch_size), refs
+            C.reconstruct(adapted, ops, y_all, batch_size), refs, metric_protocol
         )
 
     # ---------------------------------------------------------------- search rounds and θ blocks
@@ -270,6 +274,7 @@ def adapt(
 
     # ---------------------------------------------------------------- restore the best state
     adapted.load_state_dict(best["snapshot"]["state"])
+    adapted.zero_grad(set_to_none=True)
     ops = best["snapshot"]["ops"]
     if frozen:
         for p in theta:
@@ -280,7 +285,9 @@ def adapt(
     report.relative_residual_after = best["rel"]
     report.parameters_final = param_values()
     if refs is not None:
-        report.psnr_after, report.ssim_after, _ = C.image_quality(C.reconstruct(adapted, ops, y_all, batch_size), refs)
+        report.psnr_after, report.ssim_after, _ = C.image_quality(
+            C.reconstruct(adapted, ops, y_all, batch_size), refs, metric_protocol
+        )
     report.operator = ops[0] if len(ops) == 1 else ops
     report.wall_time_s = time.perf_counter() - started
     return adapted, report

@@ -88,6 +88,7 @@ def retrain_supervised(
     lr: float = 1e-4,
     batch_size: int = 4,
     reinitialize: bool = False,
+    metric_protocol: str = "per_image",
     progress: bool = True,
     seed: int = 0,
 ) -> tuple[torch.nn.Module, AdaptationReport]:
@@ -107,6 +108,7 @@ def retrain_supervised(
         lr: learning rate.
         batch_size: mini-batch size (capped at ``N``).
         reinitialize: retrain from scratch instead of fine-tuning.
+        metric_protocol: data-range protocol of the reported PSNR/SSIM (see :func:`~rim_monai.adaptation.adapt`).
         progress: show a tqdm progress bar.
         seed: seed of the mini-batch order and of the re-initialisation.
 
@@ -126,6 +128,7 @@ def retrain_supervised(
     C.check_positive(steps, "steps", integer=True)
     C.check_positive(lr, "lr")
     C.check_positive(batch_size, "batch_size", integer=True)
+    C.check_protocol(metric_protocol)
     y_all = C.stack_samples(measurements, "measurements")
     n = y_all.shape[0]
     ops = C.operator_list(operator, n)
@@ -154,7 +157,7 @@ def retrain_supervised(
 
     report.data_term_before, report.relative_residual_before = record(0)
     report.psnr_before, report.ssim_before, report.metric_protocol = C.image_quality(
-        C.reconstruct(model, ops, y_all, batch_size), x_all
+        C.reconstruct(model, ops, y_all, batch_size), x_all, metric_protocol, "targets"
     )
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
@@ -184,7 +187,9 @@ def retrain_supervised(
     report.data_term_after, report.relative_residual_after = record(int(steps))
     report.steps_run = report.best_step = int(steps)
     model.eval()
-    report.psnr_after, report.ssim_after, _ = C.image_quality(C.reconstruct(model, ops, y_all, batch_size), x_all)
+    report.psnr_after, report.ssim_after, _ = C.image_quality(
+        C.reconstruct(model, ops, y_all, batch_size), x_all, metric_protocol, "targets"
+    )
     report.operator = ops[0] if len(ops) == 1 else ops
     report.wall_time_s = time.perf_counter() - started
     return model, report
