@@ -5,6 +5,7 @@ CT and MRI problems need ``rim_monai.operators.RayTransform`` / ``MaskedFourier`
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -146,6 +147,15 @@ PROBLEMS: dict[str, Callable[[], Problem]] = {
 }
 
 
-def make_problem(name: str) -> Problem:
-    """Build a problem by name (skips the test when its operator is not available)."""
+@functools.lru_cache(maxsize=None)
+def _cached(name: str) -> Problem:
     return PROBLEMS[name]()
+
+
+def make_problem(name: str) -> Problem:
+    """A problem by name, built once per session (skips the test when its operator is not available).
+
+    The tensors are cloned on every call, so a test may modify them.
+    """
+    p = _cached(name)
+    return Problem(p.name, p.A, p.x.clone(), p.y.clone())

@@ -1,0 +1,138 @@
+"""RIM specifics: the likelihood gradient through the link, architectures, ablations, noise levels."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rim_monai.networks import RIM
+from rim_monai.networks.blocks import ConvGRUCell
+from rim_monai.networks.utils import sigma_like
+from tests.networks.problems import make_problem
+
+
+def _count(net: torch.nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+@pytest.mark.parametrize("link", ["identity", "sigmoid", "softplus"])
+@pytest.mark.parametrize("problem_name", ["dense-projection", "ct-parallel"])
+def test_likelihood_gradient_is_the_autograd_gradient_through_the_link(link, problem_name):
+    problem = make_problem(problem_name)
+    net = RIM(link=link, features=(4, 4)).double()
+    A, y = problem.A, problem.y.double()
+    eta = torch.randn(problem.x.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    sigma = sigma_like(torch.tensor([0.3, 0.7]), eta)
+    analytic = net.likelihood_gradient(eta, y, A, sigma)
+    eta_ = eta.clone().requires_grad_(True)
+    # log p(y | eta) = -||y - A psi(eta)||^2 / (2 (sigma^2 + eps)), per sample
+    residual = y - A(net.psi(eta_))
+    log_lik = -(residual.square().flatten(1).sum(1) / (2 * (sigma.flatten() ** 2 + net.likelihood.epsilon))).sum()
+    (autograd,) = torch.autograd.grad(log_lik, eta_)
+    torch.testing.assert_close(analytic, autograd, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("link", ["sigmoid", "softplus"])
+def test_inverse_link(link):
+    net = RIM(link=link, features=(4, 4))
+    x = torch.linspace(0.01, 0.99, 50)
+    torch.testing.assert_close(net.psi(net.psi_inverse(x)), x, rtol=1e-4, atol=1e-6)
+    assert torch.isfinite(net.psi_inverse(torch.tensor([-1.0, 0.0, 2.0, 1e4]))).all()
+
+
+def test_complex_rim_needs_the_identity_link():
+    with pytest.raises(ValueError, match="^link: complex"):
+        RIM(complex_=True, link="sigmoid")
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"architecture": "unet"}, "^architecture"),
+        ({"variant": "lstm"}, "^variant"),
+        ({"link": "tanh"}, "^link"),
+        ({"init": "random"}, "^init"),
+        ({"steps": 0}, "^steps"),
+        ({"features": (8, 8), "dilations": (1,)}, "^dilations"),
+    ],
+)
+def test_bad_arguments(kwargs, error):
+    with pytest.raises(ValueError, match=error):
+        RIM(**kwargs)
+
+
+def test_atrous_has_about_half_a_million_parameters():
+    # the paper's super-resolution model: "only about 500.000 parameters"
+    assert 4.5e5 <= _count(RIM(architecture="atrous")) <= 5.5e5
+    assert 4.5e5 <= _count(RIM(in_channels=3, architecture="atrous")) <= 5.5e5
+
+
+def test_paper_architecture_layers():
+    net = RIM(architecture="paper")
+    cell = net.cell
+    assert cell.down.stride == (2, 2) and cell.down.out_channels == 64 and cell.down.kernel_size == (3, 3)
+    assert isinstance(cell.core, ConvGRUCell) and cell.core.hidden_channels == 256
+    assert cell.up.stride == (2, 2) and cell.up.out_channels == 64
+    assert cell.out.kernel_size == (3, 3) and cell.out.out_channels == 1
+
+
+@pytest.mark.parametrize("size", [(15, 15), (16, 13), (9, 20)])
+def test_paper_architecture_handles_odd_sizes(size):
+    from rim_monai.operators import Identity
+
+    net = RIM(architecture="paper", features=(8, 16), steps=2)
+    y = torch.rand(1, 1, *size)
+    assert net(y, Identity(size)).shape == y.shape
+
+
+def test_ablations():
+    rim, gdn, ffn = (RIM(variant=v, features=(8, 8)) for v in ("rim", "gdn", "ffn"))
+    assert rim.cell.convs[0].in_channels == 2 and gdn.cell.convs[0].in_channels == 1
+    assert not any(isinstance(m, ConvGRUCell) for m in ffn.modules())
+    # GDN ignores the estimate: changing eta only through the gradient path is all it sees
+    problem = make_problem("denoise")
+    zero_grad = torch.zeros_like(problem.x)
+    eta_a, eta_b = torch.zeros_like(problem.x), torch.ones_like(problem.x)
+    for net, same in ((gdn, True), (rim, False)):
+        inputs = [zero_grad if net.variant == "gdn" else torch.cat([zero_grad, e], 1) for e in (eta_a, eta_b)]
+        da, _ = net.cell(inputs[0], None)
+        db, _ = net.cell(inputs[1], None)
+        assert torch.equal(da, db) == same
+
+
+@pytest.mark.parametrize("architecture", ["paper", "compact"])
+def test_ffn_keeps_no_state(architecture):
+    ffn = RIM(variant="ffn", architecture=architecture, features=(8, 8)).eval()
+    rim = RIM(variant="rim", architecture=architecture, features=(8, 8)).eval()
+    u = torch.randn(1, 2, 8, 8)
+    assert ffn.cell(u, None)[1] is None
+    assert rim.cell(u, None)[1] is not None
+
+
+def test_sigma_changes_the_gradient_scale_per_sample():
+    problem = make_problem("denoise")
+    net = RIM(features=(8, 8), steps=2).eval()
+    out_scalar = net(problem.y, problem.A, sigma=0.5)
+    out_tensor = net(problem.y, problem.A, sigma=torch.tensor([0.5, 0.5]))
+    torch.testing.assert_close(out_scalar, out_tensor)
+    out_mixed = net(problem.y, problem.A, sigma=torch.tensor([0.5, 3.0]))
+    torch.testing.assert_close(out_mixed[0], out_scalar[0])
+    assert not torch.allclose(out_mixed[1], out_scalar[1])
+    with pytest.raises(ValueError, match="^sigma"):
+        net(problem.y, problem.A, sigma=torch.ones(3))
+    with pytest.raises(ValueError, match="^sigma"):
+        net(problem.y, problem.A, sigma=-1.0)
+
+
+def test_epsilon_is_learned():
+    problem = make_problem("denoise")
+    net = RIM(features=(8, 8), steps=2)
+    (net(problem.y, problem.A) - problem.x).square().mean().backward()
+    assert net.likelihood.raw_epsilon.grad is not None and net.likelihood.raw_epsilon.grad != 0
+
+
+@pytest.mark.parametrize("init", ["zeros", "adjoint", "fbp"])
+def test_initialisations(init):
+    problem = make_problem("ct-parallel")
+    net = RIM(features=(4, 4), steps=2, init=init, link="softplus").eval()
+    assert torch.isfinite(net(problem.y, problem.A)).all()
