@@ -89,6 +89,19 @@ def test_bad_input_names_the_argument(case):
         net(problem.y, torch.nn.Identity())
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("problem_name", ["denoise", "mri-8coil"])
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_runs_on_cuda(case, problem_name):
+    problem = make_problem(problem_name)
+    net = _build(case, problem).cuda()
+    A, y, x = problem.A.cuda(), problem.y.cuda(), problem.x.cuda()
+    out = net(y, A)
+    assert out.device.type == "cuda" and out.shape == x.shape
+    _mse(out, x).backward()
+    assert all(p.grad is None or p.grad.device.type == "cuda" for p in net.parameters())
+
+
 @pytest.mark.parametrize("c", [1e-3, 1.0, 1e3])
 @pytest.mark.parametrize("case", CASES, ids=ids)
 def test_scale_equivariance_of_the_wrapper(case, c):
