@@ -100,6 +100,9 @@ def atomic_write(path: PathLike, overwrite: bool = False) -> Iterator[Path]:
     try:
         yield tmp
         check_overwrite(path, overwrite)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600 files; give the result the usual permissions
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -28,14 +28,22 @@ from rim_monai.operators import birdcage_maps, equispaced_mask, fft2c, poisson_d
 
 __all__ = ["smooth_phase", "SimulateKSpaced", "MASK_FUNCTIONS"]
 
+def _poisson_disc(
+    shape: Sequence[int], acceleration: float, center_fraction: float | None = None, seed: int | None = None
+) -> torch.Tensor:
+    """``poisson_disc_mask`` with a calibration box of ``center_fraction`` (default ``0.32 / R``) of each side."""
+    fraction = 0.32 / acceleration if center_fraction is None else center_fraction
+    calib = tuple(max(1, round(fraction * int(n))) for n in shape)
+    return poisson_disc_mask(shape, acceleration, calib=calib, seed=seed)
+
+
 MASK_FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
     "random": random_mask,
     "equispaced": equispaced_mask,
-    "poisson_disc": lambda shape, acceleration, center_fraction=None, seed=None: poisson_disc_mask(
-        shape, acceleration, seed=seed
-    ),
+    "poisson_disc": _poisson_disc,
 }
-"""Mask functions by name; each is called as ``f((H, W), acceleration, center_fraction, seed) -> (H, W)``."""
+"""Mask functions by name; each is called as ``f((H, W), acceleration, center_fraction, seed) -> (H, W)``.
+For ``"poisson_disc"`` the centre fraction sets the side of the fully sampled calibration box."""
 
 
 def smooth_phase(
@@ -72,10 +80,10 @@ def smooth_phase(
     return (field * (max_phase / peak if peak > 0 else 0.0)).float()
 
 
-def _choose(value: float | Sequence[float] | None, index: int) -> float | None:
+def _choose(value: float | Sequence[float | None] | None, index: int) -> float | None:
     if value is None or isinstance(value, (int, float)):
         return value
-    return float(value[index])
+    return None if value[index] is None else float(value[index])
 
 
 class SimulateKSpaced(Randomizable, MapTransform):

@@ -1,0 +1,47 @@
+"""Atomic writes and the DataFileError message."""
+
+from __future__ import annotations
+
+import pytest
+
+from rim_monai.data.file_utils import DataFileError, atomic_write, check_finite
+
+
+def test_error_names_file_key_and_expectation():
+    e = DataFileError("scan.h5", "kspace", "a complex array", "float32")
+    assert isinstance(e, ValueError)
+    assert "scan.h5" in str(e) and "'kspace'" in str(e) and "a complex array" in str(e) and "float32" in str(e)
+
+
+def test_atomic_write_replaces_only_on_success(tmp_path):
+    out = tmp_path / "sub" / "out.nii.gz"
+    with atomic_write(out) as tmp:
+        assert tmp.parent == out.parent and tmp.name.endswith(".nii.gz") and tmp != out
+        tmp.write_text("first")
+    assert out.read_text() == "first"
+    with pytest.raises(RuntimeError):
+        with atomic_write(out, overwrite=True) as tmp:
+            tmp.write_text("partial")
+            raise RuntimeError("crash")
+    assert out.read_text() == "first"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["out.nii.gz"]  # no temporary left behind
+
+
+def test_atomic_write_refuses_to_overwrite(tmp_path):
+    out = tmp_path / "out.txt"
+    out.write_text("keep")
+    with pytest.raises(FileExistsError, match="out.txt"):
+        with atomic_write(out) as tmp:
+            tmp.write_text("new")
+    assert out.read_text() == "keep"
+    with atomic_write(out, overwrite=True) as tmp:
+        tmp.write_text("new")
+    assert out.read_text() == "new"
+
+
+def test_check_finite_counts_bad_values():
+    import numpy as np
+
+    with pytest.raises(DataFileError, match=r"f\.h5: key 'data'.*2 NaN/Inf"):
+        check_finite(np.array([1.0, np.nan, np.inf]), "f.h5", "data")
+    check_finite(np.array([1, 2]), "f.h5", "data")  # integers are always finite

@@ -1,0 +1,77 @@
+"""Volumes to slices and back, with the slice geometry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from monai.data import DataLoader, Dataset, MetaTensor
+from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged
+
+from rim_monai.data import SliceDataset, SliceVolume, SliceVolumed, slice_affine, stack_slices
+from tests.data.conftest import write_nifti
+
+
+def _load(path):
+    return Compose([LoadImaged("image", image_only=True), EnsureChannelFirstd("image")])({"image": str(path)})
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_slice_affine_maps_voxels_to_the_volume_world(axis):
+    rng = np.random.default_rng(axis)
+    affine = np.eye(4)
+    affine[:3] = rng.standard_normal((3, 4))
+    k = 3
+    sa = slice_affine(affine, axis, k).numpy()
+    keep = [a for a in range(3) if a != axis]
+    for i, j in [(0, 0), (2, 5), (4, 1)]:
+        voxel = np.zeros(3)
+        voxel[keep], voxel[axis] = (i, j), k
+        np.testing.assert_allclose(sa @ [i, j, 0, 1], affine @ [*voxel, 1])
+
+
+def test_slicing_range_skip_empty_and_stack_round_trip(tmp_path):
+    data, affine = write_nifti(tmp_path / "v.nii.gz", shape=(6, 7, 8), empty_slices=(0, 5))
+    volume = _load(tmp_path / "v.nii.gz")["image"]
+    slices = SliceVolume(axis=2)(volume)
+    assert [s.meta["slice_index"] for s in slices] == [1, 2, 3, 4, 6, 7]
+    assert [s.meta["slice_index"] for s in SliceVolume(axis=-1, slice_range=(2, -1))(volume)] == [2, 3, 4, 6]
+    assert len(SliceVolume(axis=2, skip_empty=False)(volume)) == 8
+    np.testing.assert_array_equal(slices[2][0].numpy(), data[..., 3])
+    rebuilt = stack_slices(slices[::-1])
+    np.testing.assert_array_equal(rebuilt[0].numpy(), data)  # the empty slices come back as zeros
+    np.testing.assert_allclose(rebuilt.affine.numpy(), affine, atol=1e-6)
+
+
+def test_dict_version_keeps_keys_aligned_and_loader_flattens(tmp_path):
+    write_nifti(tmp_path / "v.nii.gz", shape=(4, 5, 6), empty_slices=(2,))
+    volume = _load(tmp_path / "v.nii.gz")["image"]
+    label = MetaTensor(torch.arange(4 * 5 * 6, dtype=torch.float32).reshape(1, 4, 5, 6), meta=dict(volume.meta))
+    items = SliceVolumed(["image", "label"], axis=2)({"image": volume, "label": label, "id": 7})
+    assert len(items) == 5 and all(it["id"] == 7 for it in items)
+    for it in items:
+        k = it["image"].meta["slice_index"]
+        assert it["label"].meta["slice_index"] == k
+        torch.testing.assert_close(it["label"].as_tensor(), label[..., k].as_tensor())
+    ds = Dataset([{"image": str(tmp_path / "v.nii.gz")}], Compose([
+        LoadImaged("image", image_only=True), EnsureChannelFirstd("image"), SliceVolumed("image", axis=2)]))
+    batch = next(iter(DataLoader(ds, batch_size=1)))
+    assert batch["image"].shape == (5, 1, 4, 5)
+
+
+def test_slice_dataset_indexes_all_volumes(tmp_path):
+    write_nifti(tmp_path / "a.nii.gz", shape=(4, 5, 6), empty_slices=(0,))
+    write_nifti(tmp_path / "b.nii.gz", shape=(4, 5, 3), empty_slices=())
+    ds = SliceDataset([{"image": str(tmp_path / "a.nii.gz")}, {"image": str(tmp_path / "b.nii.gz")}], axis=-1,
+                      transform=lambda d: {**d, "t": 1}, cache=False)
+    assert len(ds) == 5 + 3
+    assert ds[5]["image"].meta["slice_index"] == 0 and ds[5]["t"] == 1
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="axis"):
+        SliceVolume(axis=3)
+    with pytest.raises(ValueError, match=r"expected a channel-first volume \(C, X, Y, Z\)"):
+        SliceVolume()(torch.zeros(1, 4, 4))
+    with pytest.raises(ValueError, match="slices"):
+        stack_slices([torch.zeros(1, 2, 2)])
