@@ -33,7 +33,8 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, apply_transform
 from torch.utils.data import Dataset
 
-from rim_monai.data.file_utils import DataFileError, atomic_write, check_finite
+from rim_monai.data.file_utils import DataFileError, atomic_write, check_finite, open_hdf5 as _open
+from rim_monai.data.file_utils import read_hdf5_key as _read
 
 __all__ = [
     "read_fastmri",
@@ -99,22 +100,6 @@ def parse_ismrmrd_header(xml: bytes | str, filename: str | os.PathLike = "ismrmr
         out["padding_left"] = left
         out["padding_right"] = left + int(maximum.text) + 1
     return out
-
-
-def _open(path: str | os.PathLike) -> h5py.File:
-    if not Path(path).exists():
-        raise DataFileError(path, None, "an HDF5 file", "no such file")
-    try:
-        return h5py.File(path, "r")
-    except OSError as e:
-        raise DataFileError(path, None, "a readable HDF5 file", f"a truncated or corrupt file ({e})") from e
-
-
-def _read(f: h5py.File, key: str, index: Any = ()) -> np.ndarray:
-    try:
-        return f[key][index]
-    except (OSError, RuntimeError) as e:  # truncated data blocks surface on read
-        raise DataFileError(f.filename, key, "readable data", f"a truncated or corrupt dataset ({e})") from e
 
 
 def _kspace_info(f: h5py.File) -> tuple[int, bool]:

@@ -16,9 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
+import torch
 
-__all__ = ["DataFileError", "atomic_write", "check_finite", "check_overwrite"]
+__all__ = ["DataFileError", "atomic_write", "check_finite", "check_overwrite", "open_hdf5", "read_hdf5_key", "as_tensor"]
 
 PathLike = str | os.PathLike
 
@@ -107,3 +109,30 @@ def atomic_write(path: PathLike, overwrite: bool = False) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def open_hdf5(path: PathLike) -> h5py.File:
+    """Open an HDF5 file read-only; a missing, truncated or corrupt file raises :class:`DataFileError`."""
+    if not Path(path).exists():
+        raise DataFileError(path, None, "an HDF5 file", "no such file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        raise DataFileError(path, None, "a readable HDF5 file", f"a truncated or corrupt file ({e})") from e
+
+
+def read_hdf5_key(f: h5py.File, key: str, index: Any = ()) -> np.ndarray:
+    """Read ``f[key][index]``; a missing key or a truncated data block raises :class:`DataFileError`."""
+    if key not in f:
+        raise DataFileError(f.filename, key, "an HDF5 dataset of that name", f"keys {sorted(f.keys())}")
+    try:
+        return f[key][index]
+    except (OSError, RuntimeError) as e:  # truncated data blocks surface on read
+        raise DataFileError(f.filename, key, "readable data", f"a truncated or corrupt dataset ({e})") from e
+
+
+def as_tensor(value: Any) -> torch.Tensor:
+    """A plain ``torch.Tensor`` view of a tensor, ``MetaTensor`` or array (no meta)."""
+    if isinstance(value, torch.Tensor):
+        return value.as_tensor() if hasattr(value, "as_tensor") else value
+    return torch.as_tensor(np.asarray(value))

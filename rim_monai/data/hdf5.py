@@ -20,8 +20,7 @@ from monai.data import MetaTensor
 from monai.transforms import apply_transform
 from torch.utils.data import Dataset
 
-from rim_monai.data.fastmri import _open, _read
-from rim_monai.data.file_utils import DataFileError, check_finite
+from rim_monai.data.file_utils import DataFileError, check_finite, open_hdf5, read_hdf5_key
 
 __all__ = ["read_hdf5", "HDF5SliceDataset", "lodopab_files", "LoDoPaBDataset"]
 
@@ -46,12 +45,12 @@ def read_hdf5(path: str | os.PathLike, keys: Sequence[str] | None = None, check:
     Raises:
         DataFileError: missing, truncated or corrupt file, a missing key, NaN/Inf values.
     """
-    with _open(path) as f:
+    with open_hdf5(path) as f:
         names = list(keys) if keys is not None else [k for k in f.keys() if hasattr(f[k], "shape")]
         out: dict[str, Any] = {}
         for name in names:
             _dataset(f, name)  # raises naming the available keys
-            out[name] = np.asarray(_read(f, name))
+            out[name] = np.asarray(read_hdf5_key(f, name))
         out["attrs"] = {k: v for k, v in f.attrs.items()}
     if check:
         for name in names:
@@ -102,7 +101,7 @@ class HDF5SliceDataset(Dataset):
             counts = {}
             for out_key, path in record.items():
                 name = self.keys.get(out_key, "data")
-                with _open(path) as f:
+                with open_hdf5(path) as f:
                     ds = _dataset(f, name)
                     if ds.ndim < 1 or not -ds.ndim <= axis < ds.ndim:
                         raise DataFileError(path, name, f"an array with a sample axis {axis}", f"shape {ds.shape}")
@@ -124,10 +123,10 @@ class HDF5SliceDataset(Dataset):
         item: dict[str, Any] = {}
         for out_key, path in record.items():
             name = self.keys.get(out_key, "data")
-            with _open(path) as f:
+            with open_hdf5(path) as f:
                 ds = _dataset(f, name)
                 index = (slice(None),) * (self.axis % ds.ndim) + (k,)
-                array = np.asarray(_read(f, name, index))
+                array = np.asarray(read_hdf5_key(f, name, index))
             if self.check:
                 check_finite(array, path, name)
             tensor = torch.from_numpy(np.ascontiguousarray(array))

@@ -12,7 +12,7 @@ Each comes as an array transform and a dictionary twin (``...d``) following MONA
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping
 
 import numpy as np
 import torch
@@ -101,9 +101,12 @@ class _Affine(InvertibleTransform, Transform):
         return out
 
     def inverse(self, data: torch.Tensor) -> torch.Tensor:
-        """Apply the inverse affine map (values clipped on the way in stay clipped)."""
-        if isinstance(data, MetaTensor):
-            self.pop_transform(data)
+        """Apply the inverse affine map (values clipped on the way in stay clipped).
+
+        The map is stateless, so any instance with the same parameters may invert it (the trace is popped unchecked).
+        """
+        if isinstance(data, MetaTensor) and data.applied_operations:
+            self.pop_transform(data, check=False)
         return (data - self.offset) / self.scale
 
 

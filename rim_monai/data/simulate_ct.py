@@ -26,6 +26,7 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Randomizable
 
+from rim_monai.data.file_utils import as_tensor
 from rim_monai.operators import LinearOperator, RayTransform
 
 __all__ = ["SimulateSinogramd", "finer_ray_transform", "add_sinogram_noise"]
@@ -169,7 +170,7 @@ class SimulateSinogramd(Randomizable, MapTransform):
         for key in self.key_iterator(d):
             self.randomize()
             image = d[key]
-            tensor = image.as_tensor() if isinstance(image, MetaTensor) else torch.as_tensor(np.asarray(image) if not isinstance(image, torch.Tensor) else image)
+            tensor = as_tensor(image)
             if tuple(tensor.shape) != shape or tensor.is_complex():
                 raise ValueError(f"{key}: expected a real image of shape {shape} (the operator's grid), got {tuple(tensor.shape)} {tensor.dtype}.")
             tensor = tensor.float()

@@ -24,6 +24,7 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Randomizable
 
+from rim_monai.data.file_utils import as_tensor
 from rim_monai.operators import birdcage_maps, equispaced_mask, fft2c, poisson_disc_mask, random_mask
 
 __all__ = ["smooth_phase", "SimulateKSpaced", "MASK_FUNCTIONS"]
@@ -163,7 +164,7 @@ class SimulateKSpaced(Randomizable, MapTransform):
 
     def _mask(self, d: Mapping, shape: tuple[int, int], seed: int) -> torch.Tensor:
         if self.mask_key in d and d[self.mask_key] is not None:
-            mask = torch.as_tensor(np.asarray(d[self.mask_key]) if not isinstance(d[self.mask_key], torch.Tensor) else d[self.mask_key])
+            mask = as_tensor(d[self.mask_key])
             mask = mask.reshape(mask.shape[-2:]) if mask.ndim == 3 and mask.shape[0] == 1 else mask
             if tuple(mask.shape) != shape:
                 raise ValueError(f"{self.mask_key}: expected shape (1, {shape[0]}, {shape[1]}) to match the image, got {tuple(d[self.mask_key].shape)}.")
@@ -175,7 +176,7 @@ class SimulateKSpaced(Randomizable, MapTransform):
 
     def _sens(self, d: Mapping, shape: tuple[int, int]) -> torch.Tensor:
         if self.sens_key in d and d[self.sens_key] is not None:
-            sens = torch.as_tensor(d[self.sens_key])
+            sens = as_tensor(d[self.sens_key])
             if sens.ndim != 3 or tuple(sens.shape[-2:]) != shape or not sens.is_complex():
                 raise ValueError(f"{self.sens_key}: expected complex (coils, {shape[0]}, {shape[1]}), got {tuple(sens.shape)} {sens.dtype}.")
             return sens.to(torch.complex64)
@@ -190,7 +191,7 @@ class SimulateKSpaced(Randomizable, MapTransform):
         for key in self.key_iterator(d):
             self.randomize()
             image = d[key]
-            tensor = image.as_tensor() if isinstance(image, MetaTensor) else torch.as_tensor(np.asarray(image) if not isinstance(image, torch.Tensor) else image)
+            tensor = as_tensor(image)
             if tensor.ndim != 3 or tensor.shape[0] != 1:
                 raise ValueError(f"{key}: expected a channel-first 2D image (1, H, W), got shape {tuple(tensor.shape)}.")
             if not bool(torch.isfinite(tensor).all()):
