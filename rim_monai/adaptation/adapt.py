@@ -163,20 +163,6 @@ def adapt(
             p.requires_grad_(False)
     if estimator is not None:
         ops = [estimator.prepare(op) for op in ops]
-        for spec in estimator.reestimated_parameters:
-            if len(ops) == 1 and not spec.per_sample:
-                ops = [spec.apply(ops[0], y_all)]
-            else:
-                shared = ops * n if len(ops) == 1 else ops
-                ops = [spec.apply(op, y_all[i : i + 1]) for i, op in enumerate(shared)]
-        for op in ops:
-            for spec in estimator.parameters:
-                spec.bind(op)
-    groups: list[dict[str, Any]] = [] if frozen or not theta else [{"params": theta, "lr": lr}]
-    if estimator is not None:
-        for spec in estimator.gradient_parameters:
-            groups.append({"params": [spec.bind(op) for op in ops], "lr": spec.lr or lr})
-    optimizer = torch.optim.Adam(groups) if groups else None
 
     method = "R&R+" if estimator is not None else "R&R"
     report = AdaptationReport(method=method, mu=float(mu), num_samples=n)
@@ -185,7 +171,6 @@ def adapt(
         "min_delta": float(min_delta), "eval_every": eval_every, "seed": int(seed),
         "noise_weighting": None if noise_weighting is None else type(noise_weighting).__name__,
         "estimate": None if estimator is None else repr(estimator),
-        "per_sample_operators": len(ops) > 1,
     }
 
     def penalty_value() -> float:
@@ -214,7 +199,7 @@ def adapt(
             best.update(value=value, step=step, rel=rel, snapshot=snapshot())
         return value
 
-    # ---------------------------------------------------------------- before
+    # ---------------------------------------------------------------- before: θ₀ with the operator as given
     before = record(0)
     report.data_term_before = before
     report.relative_residual_before = best["rel"]
@@ -223,6 +208,24 @@ def adapt(
         report.psnr_before, report.ssim_before, report.metric_protocol = C.image_quality(
             C.reconstruct(adapted, ops, y_all, batch_size), refs, metric_protocol
         )
+
+    # ---------------------------------------------------------------- re-estimated parameters, then the optimiser
+    if estimator is not None and estimator.reestimated_parameters:
+        for spec in estimator.reestimated_parameters:
+            if len(ops) == 1 and not spec.per_sample:
+                ops = [spec.apply(ops[0], y_all)]
+            else:
+                shared = ops * n if len(ops) == 1 else ops
+                ops = [spec.apply(op, y_all[i : i + 1]) for i, op in enumerate(shared)]
+        for op in ops:
+            for spec in estimator.parameters:
+                spec.bind(op)
+        record(0)
+    groups: list[dict[str, Any]] = [] if frozen or not theta else [{"params": theta, "lr": lr}]
+    if estimator is not None:
+        for spec in estimator.gradient_parameters:
+            groups.append({"params": [spec.bind(op) for op in ops], "lr": spec.lr or lr})
+    optimizer = torch.optim.Adam(groups) if groups else None
 
     # ---------------------------------------------------------------- search rounds and θ blocks
     search = estimator.search_parameters if estimator is not None else []
@@ -289,6 +292,7 @@ def adapt(
             C.reconstruct(adapted, ops, y_all, batch_size), refs, metric_protocol
         )
     report.operator = ops[0] if len(ops) == 1 else ops
+    report.config["per_sample_operators"] = len(ops) > 1
     report.wall_time_s = time.perf_counter() - started
     return adapted, report
 

@@ -373,8 +373,12 @@ class ParameterEstimator:
         return [p for p in self.parameters if isinstance(p, Reestimated)]
 
     def prepare(self, operator: LinearOperator) -> LinearOperator:
-        """A deep copy of ``operator`` (the caller's operator is never changed), validated against the parameters."""
-        op = copy.deepcopy(operator)
+        """The operator to optimise, validated against the parameters; the caller's operator is never changed.
+
+        With gradient parameters (updated in place) this is a deep copy; search and re-estimated parameters build new
+        operators anyway, so the operator itself is returned (no copy of a large system matrix).
+        """
+        op = copy.deepcopy(operator) if self.gradient_parameters else operator
         for p in self.parameters:
             p.bind(op)
         return op

@@ -234,3 +234,14 @@ def test_mixing_gradient_and_search_parameters_is_refused():
     with pytest.raises(ValueError, match="estimate"):
         adapt(TinyNet(), ShiftPair(learnable=True), torch.zeros(1, 1, 2, 12, 12), progress=False,
               estimate=[OperatorParameter("shift"), GeometryParameter("other", (0, 1))])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_adapt_on_cuda_moves_the_copy_and_the_data():
+    op = GaussBlur(sigma=1.5).to("cuda")
+    x = phantoms(4, seed=3)
+    y = GaussBlur(sigma=1.5)(x)  # on the CPU: moved to the operator's device
+    net = TinyNet()
+    adapted, report = adapt(net, op, y, mu=1e-3, steps=5, lr=1e-3, batch_size=2, references=x, progress=False)
+    assert next(adapted.parameters()).device.type == "cuda" and next(net.parameters()).device.type == "cpu"
+    assert report.data_term_after < report.data_term_before and report.psnr_after is not None
