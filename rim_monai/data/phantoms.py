@@ -124,7 +124,8 @@ class EllipsePhantomDataset(IterableDataset):
 
     Item ``k`` is drawn from ``numpy.random.default_rng([seed, k])``: the stream is the same for any number of
     ``DataLoader`` workers (worker ``w`` of ``n`` yields items ``w, w + n, ...``, which the loader interleaves back in
-    order), and ``dataset[k]`` gives item ``k`` directly. When ``transform`` has ``set_random_state`` (MONAI
+    order), and ``dataset[k]`` gives item ``k`` directly. Under ``torch.distributed`` each process takes every
+``world_size``-th item from its rank (no ``DistributedSampler`` needed). When ``transform`` has ``set_random_state`` (MONAI
     ``Compose`` / ``Randomizable``), it is re-seeded from the same generator before each item, so augmentations and
     simulated noise are reproducible too.
 
@@ -206,7 +207,12 @@ class EllipsePhantomDataset(IterableDataset):
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
-        k, step = (info.id, info.num_workers) if info is not None else (0, 1)
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        rank, world = 0, 1
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        # process `rank` of `world` takes items rank, rank + world, ...; its workers split those further
+        k, step = rank + world * worker, world * workers
         while self.length is None or k < self.length:
             yield self[k]
             k += step

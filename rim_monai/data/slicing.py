@@ -21,6 +21,8 @@ from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, MapTransf
 from monai.utils import convert_to_tensor
 from torch.utils.data import Dataset
 
+from rim_monai.data.file_utils import DataFileError
+
 __all__ = ["SliceVolume", "SliceVolumed", "stack_slices", "SliceDataset", "slice_affine"]
 
 
@@ -56,6 +58,7 @@ class SliceVolume(Transform):
             ``None`` = all slices).
         skip_empty: drop slices whose maximum magnitude is at most ``threshold``.
         threshold: the emptiness threshold.
+        check_finite: reject volumes with NaN/Inf values (``DataFileError`` naming the file).
 
     Returns:
         A list of ``MetaTensor`` slices; each one's meta has ``affine`` (the slice's own geometry, see
@@ -68,9 +71,11 @@ class SliceVolume(Transform):
     """
 
     def __init__(
-        self, axis: int = -1, slice_range: Sequence[int] | None = None, skip_empty: bool = True, threshold: float = 0.0
+        self, axis: int = -1, slice_range: Sequence[int] | None = None, skip_empty: bool = True, threshold: float = 0.0,
+        check_finite: bool = True,
     ) -> None:
         self.axis = _check_axis(axis)
+        self.check_finite = check_finite
         if slice_range is not None and len(slice_range) != 2:
             raise ValueError(f"slice_range: expected (start, stop), got {slice_range}.")
         self.slice_range = slice_range
@@ -91,6 +96,9 @@ class SliceVolume(Transform):
         if img.ndim != 4:
             name = img.meta.get("filename_or_obj", "img")
             raise ValueError(f"{name}: expected a channel-first volume (C, X, Y, Z), got shape {tuple(img.shape)}.")
+        if self.check_finite and img.is_floating_point() and not bool(torch.isfinite(img).all()):
+            bad = int((~torch.isfinite(img)).sum())
+            raise DataFileError(img.meta.get("filename_or_obj", "img"), "image", "finite values", f"{bad} NaN/Inf value(s)")
         volume_affine = img.affine.clone()
         volume_shape = tuple(int(s) for s in img.shape[1:])
         dim = self.axis + 1
@@ -243,7 +251,16 @@ class SliceDataset(Dataset):
     def _slices(self, v: int) -> list[dict]:
         if v not in self._cache:
             self._cache = self._cache if self.cache else {}
-            self._cache[v] = self.slicer(apply_transform(self.volume_transform, self.data[v]))
+            try:
+                volume = apply_transform(self.volume_transform, self.data[v])
+            except Exception as e:  # MONAI wraps reader errors in RuntimeError; name the file and key
+                key, path = next(((k, p) for k, p in self.data[v].items() if k in self.slicer.keys), (None, self.data[v]))
+                root = e
+                while root.__cause__ is not None:
+                    root = root.__cause__
+                reason = f"{type(root).__name__}: {root}".splitlines()[0][:300]
+                raise DataFileError(path, key, "a volume LoadImaged can read", f"an error ({reason})") from e
+            self._cache[v] = self.slicer(volume)
         return self._cache[v]
 
     def __len__(self) -> int:

@@ -89,3 +89,16 @@ def test_bad_arguments():
         EllipsePhantomDataset(supersample=0)
     with pytest.raises(IndexError):
         EllipsePhantomDataset(length=2)[2]
+
+
+def test_distributed_processes_take_disjoint_items(monkeypatch):
+    ds = EllipsePhantomDataset((8, 8), seed=2, length=6)
+    direct = [ds[k]["image"] for k in range(6)]
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
+    for rank in (0, 1):
+        monkeypatch.setattr(torch.distributed, "get_rank", lambda rank=rank: rank)
+        items = [it["image"] for it in ds]
+        assert len(items) == 3
+        for j, item in enumerate(items):
+            torch.testing.assert_close(item, direct[rank + 2 * j])

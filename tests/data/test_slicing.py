@@ -68,6 +68,29 @@ def test_slice_dataset_indexes_all_volumes(tmp_path):
     assert ds[5]["image"].meta["slice_index"] == 0 and ds[5]["t"] == 1
 
 
+@pytest.mark.parametrize("case, match", [
+    ("truncated", r"v\.nii\.gz: key 'image': expected a volume LoadImaged can read"),
+    ("nan", r"v\.nii\.gz: key 'image': expected finite values, found 1 NaN/Inf"),
+    ("missing", r"nothere\.nii\.gz: key 'image': expected a volume LoadImaged can read"),
+])
+def test_bad_files_name_file_and_key(tmp_path, case, match):
+    import nibabel as nib
+
+    path = tmp_path / "v.nii.gz"
+    data, affine = write_nifti(path)
+    if case == "truncated":
+        path.write_bytes(path.read_bytes()[:200])
+    elif case == "nan":
+        data[1, 1, 1] = np.nan
+        nib.save(nib.Nifti1Image(data, affine), str(path))
+    elif case == "missing":
+        path = tmp_path / "nothere.nii.gz"
+    from rim_monai.data import DataFileError
+
+    with pytest.raises(DataFileError, match=match):
+        SliceDataset([{"image": str(path)}])
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match="axis"):
         SliceVolume(axis=3)
