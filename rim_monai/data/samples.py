@@ -1,0 +1,126 @@
+"""Small synthetic scans the bundles ship as their default input, made by the project's own simulator.
+
+``python -m rim_monai.data.samples mri bundles/mri_rim_recon/sample/phantom_8coil.h5`` rebuilds the MRI bundle's
+input: a fully sampled multi-coil k-space volume in the fastMRI layout (``kspace`` ``(slices, coils, H, W)``,
+``reconstruction_rss``, ``ismrmrd_header``, attributes ``max``, ``norm``, ``acquisition``) simulated from phantoms
+(a modified Shepp–Logan slice and random-ellipse slices), birdcage coil maps, a smooth phase and complex noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from rim_monai.data.file_utils import atomic_write
+from rim_monai.data.phantoms import ellipse_phantom, random_ellipses, shepp_logan
+from rim_monai.data.simulate_mri import smooth_phase
+from rim_monai.operators import birdcage_maps, fft2c, ifft2c, rss
+
+__all__ = ["ismrmrd_header_xml", "write_fastmri_kspace", "make_mri_sample"]
+
+
+def ismrmrd_header_xml(shape: tuple[int, int], fov_mm: tuple[float, float] = (220.0, 220.0)) -> str:
+    """A minimal ISMRMRD header with encoded and recon matrix sizes ``(H, W)`` and field of view (no oversampling)."""
+    h, w = shape
+    space = (
+        f"<matrixSize><x>{h}</x><y>{w}</y><z>1</z></matrixSize>"
+        f"<fieldOfView_mm><x>{fov_mm[0]}</x><y>{fov_mm[1]}</y><z>5.0</z></fieldOfView_mm>"
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD"><encoding>'
+        f"<encodedSpace>{space}</encodedSpace><reconSpace>{space}</reconSpace>"
+        "<encodingLimits><kspace_encoding_step_1>"
+        f"<minimum>0</minimum><maximum>{w - 1}</maximum><center>{w // 2}</center>"
+        "</kspace_encoding_step_1></encodingLimits>"
+        "</encoding></ismrmrdHeader>"
+    )
+
+
+def write_fastmri_kspace(
+    path: str | os.PathLike,
+    kspace: np.ndarray,
+    reconstruction_rss: np.ndarray | None = None,
+    acquisition: str = "SIMULATED",
+    overwrite: bool = False,
+) -> Path:
+    """Write multi-coil k-space in the fastMRI *input* layout, atomically.
+
+    Args:
+        path: the ``.h5`` file.
+        kspace: ``(slices, coils, H, W)`` complex.
+        reconstruction_rss: ``(slices, H, W)`` reference images (``None``: omitted).
+        acquisition: the ``acquisition`` attribute.
+        overwrite: replace an existing file.
+
+    Raises:
+        ValueError: ``kspace`` not complex 4D, or a reference whose shape does not match.
+    """
+    kspace = np.asarray(kspace)
+    if kspace.ndim != 4 or not np.iscomplexobj(kspace):
+        raise ValueError(f"kspace: expected complex (slices, coils, H, W), got {kspace.shape} {kspace.dtype}.")
+    path = Path(path)
+    with atomic_write(path, overwrite=overwrite) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("kspace", data=kspace.astype(np.complex64))
+            f.create_dataset("ismrmrd_header", data=ismrmrd_header_xml(kspace.shape[-2:]).encode())
+            if reconstruction_rss is not None:
+                ref = np.asarray(reconstruction_rss, dtype=np.float32)
+                if ref.shape != (kspace.shape[0], *kspace.shape[-2:]):
+                    raise ValueError(f"reconstruction_rss: expected shape {(kspace.shape[0], *kspace.shape[-2:])}, got {ref.shape}.")
+                f.create_dataset("reconstruction_rss", data=ref)
+                f.attrs["max"] = float(ref.max())
+                f.attrs["norm"] = float(np.linalg.norm(ref))
+            f.attrs["acquisition"] = acquisition
+            f.attrs["patient_id"] = path.stem
+    return path
+
+
+def make_mri_sample(
+    path: str | os.PathLike,
+    shape: tuple[int, int] = (128, 128),
+    coils: int = 8,
+    slices: int = 2,
+    snr_db: float = 40.0,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> Path:
+    """Simulate a fully sampled multi-coil phantom volume and write it in the fastMRI layout.
+
+    Slice 0 is the modified Shepp–Logan phantom, the others random-ellipse phantoms (Adler & Öktem's distribution);
+    each gets a smooth random phase, the same ``coils`` birdcage maps, and complex Gaussian noise at ``snr_db`` of the
+    k-space RMS. The reference ``reconstruction_rss`` is the root-sum-of-squares of the noisy coil images.
+    """
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
+    images = [shepp_logan(shape)] + [ellipse_phantom(random_ellipses(rng), shape) for _ in range(slices - 1)]
+    sens = birdcage_maps(coils, shape)
+    kspace = []
+    for image in images:
+        x = torch.as_tensor(np.asarray(image, dtype=np.float32)) * torch.exp(1j * smooth_phase(shape, 1.0, 2, generator))
+        k = fft2c(sens * x[None])
+        power = k.abs().pow(2).mean().sqrt()
+        noise = torch.complex(torch.randn(k.shape, generator=generator), torch.randn(k.shape, generator=generator))
+        kspace.append(k + noise * power * 10 ** (-snr_db / 20) / np.sqrt(2))
+    kspace_np = torch.stack(kspace).numpy()
+    reference = rss(ifft2c(torch.from_numpy(kspace_np)), dim=1).numpy()
+    return write_fastmri_kspace(path, kspace_np, reference, overwrite=overwrite)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("kind", choices=["mri"], help="which bundle's sample to build")
+    parser.add_argument("path", help="output .h5 file")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+    print(make_mri_sample(args.path, seed=args.seed, overwrite=args.overwrite))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""The MRI bundle, model-zoo style: tiny generated data, ConfigWorkflow train / infer / evaluate, torchrun, metadata."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from monai.bundle import ConfigParser, ConfigWorkflow, verify_metadata
+
+from rim_monai.data.samples import make_mri_sample
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLE = REPO / "bundles" / "mri_rim_recon"
+CONFIGS = BUNDLE / "configs"
+SCHEMA = REPO.parent / "shared" / "monai" / "meta_schema_20240725.json"
+
+TINY_NETWORK = {"steps": 2, "network_def#net#features": [8, 8]}
+
+
+def _volume(path: Path, shape=(40, 48, 12), seed=0) -> Path:
+    rng = np.random.default_rng(seed)
+    x, y = np.meshgrid(np.linspace(-1, 1, shape[0]), np.linspace(-1, 1, shape[1]), indexing="ij")
+    head = ((x / 0.8) ** 2 + (y / 0.9) ** 2 < 1).astype(np.float32)
+    data = np.stack([head * (0.5 + 0.5 * rng.random()) for _ in range(shape[2])], axis=-1) * 100
+    affine = np.diag([1.5, 1.2, 3.0, 1.0])
+    affine[:3, 3] = [-30.0, 10.0, 5.0]
+    nib.save(nib.Nifti1Image(data, affine), str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Train one tiny epoch with train.json; returns (workdir, checkpoint)."""
+    root = tmp_path_factory.mktemp("mri_bundle")
+    volume = _volume(root / "train.nii.gz")
+    overrides = {
+        **TINY_NETWORK,
+        "train_files": [str(volume)],
+        "train_slices": [[0, 8]],
+        "val_slices": [[8, 10]],
+        "patch_size": [32, 32],
+        "batch_size": 2,
+        "epochs": 1,
+        "epoch_length": 2,
+        "ckpt_dir": str(root / "models"),
+        "run_dir": str(root / "runs"),
+    }
+    workflow = ConfigWorkflow(config_file=str(CONFIGS / "train.json"), workflow_type="train", **overrides)
+    workflow.initialize()
+    assert not workflow.check_properties()
+    workflow.run()
+    workflow.finalize()
+    checkpoint = root / "models" / "model.pt"
+    assert checkpoint.is_file() and (root / "runs" / "checkpoint_final.pt").is_file()
+    return root, checkpoint
+
+
+def test_metadata_is_valid_offline(tmp_path):
+    if not SCHEMA.is_file():
+        pytest.skip("the MONAI metadata schema (../shared/monai) is absent")
+    verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(SCHEMA), create_dir=False)
+
+
+def test_train_resumes_from_its_checkpoint(trained):
+    root, _ = trained
+    overrides = {
+        **TINY_NETWORK,
+        "train_files": [str(root / "train.nii.gz")],
+        "train_slices": [[0, 8]],
+        "val_slices": [[8, 10]],
+        "patch_size": [32, 32],
+        "batch_size": 2,
+        "epochs": 2,
+        "epoch_length": 1,
+        "ckpt_dir": str(root / "models"),
+        "run_dir": str(root / "runs"),
+        "resume": True,
+    }
+    workflow = ConfigWorkflow(config_file=str(CONFIGS / "train.json"), workflow_type="train", **overrides)
+    workflow.initialize()
+    trainer = workflow.parser.get_parsed_content("train#trainer")
+    workflow.run()
+    assert trainer.state.epoch == 2  # resumed at epoch 1, ran one more
+
+
+def test_inference_keeps_geometry_and_scores_each_volume(trained, tmp_path):
+    _, checkpoint = trained
+    data = tmp_path / "scans"
+    data.mkdir()
+    volume = _volume(data / "head.nii.gz", shape=(32, 36, 6), seed=1)
+    make_mri_sample(data / "phantom.h5", shape=(32, 32), coils=4, slices=2)
+    out = tmp_path / "out"
+    workflow = ConfigWorkflow(
+        config_file=str(CONFIGS / "inference.json"),
+        workflow_type="infer",
+        dataset_dir=str(data),
+        output_dir=str(out),
+        ckpt_path=str(checkpoint),
+        **TINY_NETWORK,
+    )
+    workflow.initialize()
+    assert not workflow.check_properties()
+    workflow.run()
+    workflow.finalize()
+    recon = nib.load(str(out / "head_recon.nii.gz"))
+    np.testing.assert_allclose(recon.affine, nib.load(str(volume)).affine, atol=1e-5)
+    assert recon.shape == (32, 36, 6)
+    assert nib.load(str(out / "phantom_recon.nii.gz")).shape == (32, 32, 2)
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert {r["file"] for r in rows} == {"head", "phantom"}
+    assert {r["method"] for r in rows} == {"recon", "zero_filled"}
+
+
+def test_evaluate_prints_baselines_beside_the_network(trained, tmp_path):
+    root, checkpoint = trained
+    out = tmp_path / "eval"
+    workflow = ConfigWorkflow(
+        config_file=[str(CONFIGS / "inference.json"), str(CONFIGS / "evaluate.json")],
+        workflow_type="infer",
+        files=[str(root / "train.nii.gz")],
+        slice_range=[10, 12],
+        output_dir=str(out),
+        ckpt_path=str(checkpoint),
+        tv_iterations=20,
+        cg_iterations=5,
+        **TINY_NETWORK,
+    )
+    workflow.initialize()
+    assert not workflow.check_properties()
+    workflow.run()
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [r["method"] for r in rows] == ["recon", "zero_filled", "cg_sense", "tv"]
+    assert all(np.isfinite(float(r["psnr"])) for r in rows)
+    assert (out / "train_tv.nii.gz").is_file()
+
+
+def test_network_contract_with_the_shipped_protocol():
+    """verify_net_in_out for a two-input network: simulate with `simulate`, reconstruct with `network_def`."""
+    parser = ConfigParser()
+    parser.read_config(str(CONFIGS / "inference.json"))
+    parser.update(TINY_NETWORK)
+    net = parser.get_parsed_content("network_def").eval()
+    simulate = parser.get_parsed_content("simulate")
+    image = torch.zeros(48, 40)
+    image[10:38, 8:32] = 1.0
+    y, operator = simulate(image)
+    with torch.no_grad():
+        x = net(y, operator)
+        x_scaled = net(1e3 * y, operator)
+    assert x.shape == (1, 1, 48, 40) and x.dtype == torch.complex64
+    torch.testing.assert_close(x_scaled, 1e3 * x, rtol=1e-4, atol=1e-4 * float(x_scaled.abs().max()))
+
+
+def test_shipped_model_loads_into_network_def():
+    checkpoint = BUNDLE / "models" / "model.pt"
+    if not checkpoint.is_file():
+        pytest.skip("models/model.pt has not been trained yet")
+    parser = ConfigParser()
+    parser.read_config(str(CONFIGS / "inference.json"))
+    net = parser.get_parsed_content("network_def")
+    net.load_state_dict(torch.load(checkpoint, map_location="cpu"))
+    assert checkpoint.stat().st_size < 25 * 2**20
+
+
+@pytest.mark.slow
+def test_readme_inference_command_runs_on_the_shipped_input(tmp_path):
+    if not (BUNDLE / "models" / "model.pt").is_file():
+        pytest.skip("models/model.pt has not been trained yet")
+    out = tmp_path / "outputs"
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(CONFIGS / "inference.json"),
+           "--output_dir", str(out)]
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (out / "phantom_8coil_recon.nii.gz").is_file()
+    assert "phantom_8coil" in (out / "metrics.csv").read_text()
+
+
+@pytest.mark.slow
+def test_torchrun_two_process_gloo_training(tmp_path):
+    volume = _volume(tmp_path / "train.nii.gz")
+    overrides = [
+        "--train_files", f"['{volume}']", "--train_slices", "[[0, 8]]", "--val_slices", "[[8, 10]]",
+        "--patch_size", "[32, 32]", "--batch_size", "2", "--epochs", "1", "--epoch_length", "2", "--steps", "2",
+        "--network_def#net#features", "[8, 8]",
+        "--ckpt_dir", str(tmp_path / "models"), "--run_dir", str(tmp_path / "runs"),
+    ]
+    configs = f"['{CONFIGS / 'train.json'}','{CONFIGS / 'multi_gpu_train.json'}']"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "monai.bundle", "run", "--config_file", configs, *overrides]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (tmp_path / "models" / "model.pt").is_file()
+    assert (tmp_path / "runs" / "checkpoint_final.pt").is_file()
