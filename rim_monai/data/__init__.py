@@ -41,3 +41,6 @@ from rim_monai.data.simulate_ct import SimulateSinogramd, add_sinogram_noise, fi
 from rim_monai.data.sensitivity import EstimateSensitivitiesd
 
 # -- further data modules register their public names below (one import line each) --
+from rim_monai.data.undersample import MASK_FUNCTIONS, UndersampleKSpaced
+from rim_monai.data.mri_datasets import MRIProtocol, mri_reconstruction_dataset, mri_training_dataset, scan_files
+from rim_monai.data.samples import make_mri_sample, write_fastmri_kspace

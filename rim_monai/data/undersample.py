@@ -33,7 +33,8 @@ class UndersampleKSpaced(MapTransform):
         mask_key: mask ``(1, H, W)`` (written when the k-space is undersampled here).
         acceleration: undersampling factor (4 or 8 in the fastMRI protocol).
         mask_func: ``"random"``, ``"equispaced"`` or ``"poisson_disc"``.
-        center_fraction: fully sampled centre fraction of the 1D masks (default 0.08 at 4x, 0.04 at 8x).
+        center_fraction: fully sampled centre fraction (default 0.08 at 4x, 0.04 at 8x); for ``"poisson_disc"`` the
+            calibration box spans this fraction of each axis (at least 4 samples).
         seed: base seed.
         filename_key: key whose value seeds the mask together with ``seed``.
         reference_key: when the k-space is fully sampled and the dict has no reference yet, the root-sum-of-squares
@@ -73,9 +74,10 @@ class UndersampleKSpaced(MapTransform):
     def make_mask(self, shape: tuple[int, int], name: str = "") -> torch.Tensor:
         """The ``(H, W)`` mask this transform applies to a scan called ``name``."""
         seed = (self.seed * 1_000_003 + zlib.crc32(name.encode())) % (2**31)
-        if self.mask_func == "poisson_disc":
-            return poisson_disc_mask(shape, self.acceleration, seed=seed)
         cf = self.center_fraction if self.center_fraction is not None else center_fraction_for(self.acceleration)
+        if self.mask_func == "poisson_disc":  # a calibration box of the centre fraction on each axis
+            calib = tuple(max(4, round(n * cf)) for n in shape)
+            return poisson_disc_mask(shape, self.acceleration, calib=calib, seed=seed)
         return MASK_FUNCTIONS[self.mask_func](shape, self.acceleration, cf, seed=seed)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
