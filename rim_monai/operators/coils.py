@@ -27,7 +27,7 @@ __all__ = ["birdcage_maps", "calibration_shape", "estimate_sensitivities"]
 
 
 def birdcage_maps(
-    coils: int, shape: Sequence[int], radius: float = 1.5, dtype: torch.dtype = torch.complex64
+    coils: int, shape: Sequence[int], radius: float = 2.0, dtype: torch.dtype = torch.complex64
 ) -> torch.Tensor:
     r"""Smooth synthetic coil sensitivities of ``coils`` loops evenly spaced on a ring around the field of view.
 
@@ -90,8 +90,9 @@ def _central_run(line: torch.Tensor) -> int:
 def calibration_shape(kspace: torch.Tensor, max_size: int | None = 32) -> tuple[int, int]:
     """Detect the fully sampled box around the k-space centre (common to every sample and coil).
 
-    The box extends along the centre row and column as far as samples are non-zero, is shrunk until every point
-    in it is sampled, and is capped at ``max_size`` per dimension (a smooth estimate needs only the low frequencies).
+    The box is searched within the runs of samples through the centre row and column (capped at ``max_size`` per
+    dimension: a smooth estimate needs only the low frequencies); among the centred boxes in which every point is
+    sampled, the one of largest area is returned.
 
     Args:
         kspace: complex ``(C, H, W)`` or ``(B, C, H, W)``, zero where not sampled.
@@ -109,11 +110,13 @@ def calibration_shape(kspace: torch.Tensor, max_size: int | None = 32) -> tuple[
     cw = _central_run(sampled[height // 2, :])
     if max_size is not None:
         ch, cw = min(ch, max_size), min(cw, max_size)
-    while ch > 0 and cw > 0 and not bool(_crop(sampled, (ch, cw)).all()):
-        if ch >= cw:
-            ch -= 1
-        else:
-            cw -= 1
+    best, width_limit = (0, 0), cw
+    for height_try in range(1, ch + 1):
+        while width_limit > 0 and not bool(_crop(sampled, (height_try, width_limit)).all()):
+            width_limit -= 1  # boxes are nested: the widest full box only narrows as the height grows
+        if height_try * width_limit > best[0] * best[1]:
+            best = (height_try, width_limit)
+    ch, cw = best
     if ch < 2 or cw < 2:
         raise ValueError(
             f"kspace: no fully sampled calibration region around the centre (found {ch}x{cw}); pass calib_width."
