@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -199,3 +200,33 @@ def test_torchrun_two_process_gloo_training(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (tmp_path / "models" / "model.pt").is_file()
     assert (tmp_path / "runs" / "checkpoint_final.pt").is_file()
+
+
+def test_adapt_writes_new_weights_and_leaves_the_trained_ones(trained, tmp_path):
+    _, checkpoint = trained
+    before = checkpoint.read_bytes()
+    data = tmp_path / "scans"
+    data.mkdir()
+    make_mri_sample(data / "phantom.h5", shape=(32, 32), coils=4, slices=2)
+    out = tmp_path / "adapt"
+    workflow = ConfigWorkflow(
+        config_file=[str(CONFIGS / "inference.json"), str(CONFIGS / "adapt.json")],
+        workflow_type="infer",
+        dataset_dir=str(data),
+        output_dir=str(out),
+        ckpt_path=str(checkpoint),
+        adapted_ckpt_path=str(tmp_path / "model_adapted.pt"),
+        mask_func="random",  # a 32-pixel scan at 8x equispaced keeps too few calibration lines for coil maps
+        acceleration=4,
+        **{"adapt#steps": 2, **TINY_NETWORK},
+    )
+    workflow.initialize()
+    workflow.run()
+    report = json.loads((out / "adapt_report.json").read_text())
+    assert report["num_samples"] == 2 and report["method"] == "R&R"
+    assert (tmp_path / "model_adapted.pt").is_file() and (out / "adapt_data_term.png").is_file()
+    assert checkpoint.read_bytes() == before
+    with pytest.raises(ValueError, match="output_checkpoint"):
+        from rim_monai.engines.adaptation import adapt_bundle
+
+        adapt_bundle(None, [1], None, checkpoint, checkpoint, out)
