@@ -15,7 +15,11 @@ Conventions (those of ODL, so that arrays can be exchanged with ODL unchanged):
 * Angles are the midpoints ``angle_offset + (k + 0.5) * arc / num_angles``, ``k = 0 .. num_angles - 1`` (radians);
   ``arc`` defaults to :math:`\pi` for parallel and :math:`2\pi` for fan beam.
 * The detector is flat, ``num_detectors`` bins of width ``detector_spacing`` centred at ``detector_shift`` (a lateral
-  offset of the whole detector along itself, in length units measured *on the detector*).
+  offset of the whole detector along itself, in length units measured *on the detector*): bin ``l`` of a shifted
+  detector measures what bin position ``u_l + detector_shift`` of the centred one would. ODL 1.0 drops this offset
+  (and a geometry ``translation``) when it hands a 2D parallel geometry to ASTRA's CPU projectors, so 2D parallel
+  geometries are given to ASTRA as ``parallel_vec`` here, for both backends (see
+  :func:`_astra_cpu_projection_geometry`).
 * Parallel beam defaults: ``detector_spacing = pixel_size`` and enough bins to cover the image diagonal.
 * Fan beam defaults: ``src_radius = 2 * diagonal`` and ``det_radius = diagonal`` (source-to-centre and
   centre-to-detector distances; ``diagonal = pixel_size * sqrt(H**2 + W**2)``), ``detector_spacing = pixel_size *
@@ -111,6 +115,54 @@ def _geometry_hash(vol_geom: dict, proj_geom: dict, proj_type: str) -> str:
     return digest.hexdigest()
 
 
+def _is_flat_parallel_2d(geometry) -> bool:
+    from odl.applications.tomo.geometry.detector import Flat1dDetector
+    from odl.applications.tomo.geometry.parallel import ParallelBeamGeometry
+
+    return isinstance(geometry, ParallelBeamGeometry) and geometry.ndim == 2 and isinstance(
+        geometry.detector, Flat1dDetector)
+
+
+def _astra_cpu_projection_geometry(geometry) -> dict:
+    r"""ASTRA CPU projection geometry of an ODL 2D geometry, keeping the detector offset of parallel beam.
+
+    ODL 1.0 converts a 2D parallel geometry for ASTRA's CPU projectors into ASTRA's ``'parallel'`` type, which
+    has only angles, bin width and bin count: a detector whose partition is not centred on 0
+    (``detector_shift``) and a ``translation`` of the geometry are silently dropped (fan beam goes through
+    ``fanflat_vec`` and is right). Here every 2D parallel geometry is described as ASTRA's ``'parallel_vec'``
+    instead, one row :math:`(r, d, u)` per angle :math:`\theta`, taken from the ODL geometry itself:
+
+    .. math::
+        r = -\mathrm{det\_to\_src}(\theta, u_0), \quad d = \mathrm{det\_point\_position}(\theta, u_0), \quad
+        u = \Delta u\, \mathrm{det\_axis}(\theta),
+
+    the ray direction, the detector centre (:math:`u_0`, the midpoint of the detector partition) and the bin step,
+    each rotated by :math:`-\pi/2` into ASTRA's volume axes exactly as ODL does for ``fanflat_vec``. The result is
+    stored in the geometry's ``implementation_cache["astra_cpu"]``, where ODL's own ``astra_cpu`` ray transform
+    (the ``odl`` backend) looks first, so both backends use it. With no offset it gives the same system matrix
+    as ODL's ``'parallel'`` conversion (to float32 rounding).
+    """
+    import astra
+    from odl.applications.tomo.backends.astra_setup import astra_projection_geometry
+
+    if not _is_flat_parallel_2d(geometry):
+        return astra_projection_geometry(geometry, "cpu")
+    cached = geometry.implementation_cache.get("astra_cpu")
+    if isinstance(cached, dict) and cached.get("type") == "parallel_vec":
+        return cached
+    rotation = np.array([[0.0, 1.0], [-1.0, 0.0]])  # by -pi/2: ODL (x1, x2) -> ASTRA volume axes
+    angles = np.asarray(geometry.angles, dtype=np.float64)
+    centre = float(np.asarray(geometry.det_params.mid_pt).reshape(-1)[0])
+    vectors = np.zeros((angles.size, 6))
+    vectors[:, 0:2] = -np.asarray(geometry.det_to_src(angles, centre)).reshape(-1, 2) @ rotation.T
+    vectors[:, 2:4] = np.asarray(geometry.det_point_position(angles, centre)).reshape(-1, 2) @ rotation.T
+    step = float(geometry.det_partition.cell_sides[0])
+    vectors[:, 4:6] = step * np.asarray(geometry.det_axis(angles)).reshape(-1, 2) @ rotation.T
+    proj_geom = astra.create_proj_geom("parallel_vec", int(geometry.detector.size), vectors)
+    geometry.implementation_cache["astra_cpu"] = proj_geom
+    return proj_geom
+
+
 def _csr_parts(matrix) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     idx = np.int32 if matrix.nnz < 2**31 - 1 else np.int64
     return (
@@ -124,14 +176,10 @@ def _system_matrix(space, geometry) -> tuple[torch.Tensor, ...]:
     """CSR parts of ``A`` and ``A^T`` from ASTRA's CPU projector for an ODL space and 2D geometry (cached)."""
     import astra
     from odl.applications.tomo.backends.astra_cpu import default_astra_proj_type
-    from odl.applications.tomo.backends.astra_setup import (
-        astra_projection_geometry,
-        astra_projector,
-        astra_volume_geometry,
-    )
+    from odl.applications.tomo.backends.astra_setup import astra_projector, astra_volume_geometry
 
     vol_geom = astra_volume_geometry(space, "cpu")
-    proj_geom = astra_projection_geometry(geometry, "cpu")
+    proj_geom = _astra_cpu_projection_geometry(geometry)
     proj_type = default_astra_proj_type(geometry)
     key = _geometry_hash(vol_geom, proj_geom, proj_type)
     if key in _MATRIX_CACHE:
@@ -266,6 +314,8 @@ class RayTransform(LinearOperator):
             )
         self.space = space
         self.odl_geometry = odl_geometry
+        if odl_geometry.ndim == 2:  # ODL drops parallel-beam detector offsets: see the helper
+            _astra_cpu_projection_geometry(odl_geometry)
         self.domain_shape = tuple(int(s) for s in space.shape)
         self.range_shape = tuple(int(s) for s in odl_geometry.partition.shape)
         self.domain_is_complex = self.range_is_complex = False
