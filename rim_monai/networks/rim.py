@@ -161,6 +161,9 @@ class RIM(nn.Module):
         dilations: compact architecture: stage dilations.
         normalize_gradient: scale the likelihood gradient by :math:`1/\|A\|^2`.
         init_epsilon: initial :math:`\epsilon` of the likelihood.
+        zero_init_update: start the output convolution of :math:`h_\phi` at zero, so that an untrained RIM returns
+            its start :math:`x_0` at every step and training only has to learn improvements (the random initial
+            updates otherwise make the first steps worse than the start and slow training down).
 
     Shapes:
         ``y``: ``(B, ..., *A.range_shape)``; returns images shaped like ``A.adjoint(y)``, ``(B, C, H, W)`` real or
@@ -187,6 +190,7 @@ class RIM(nn.Module):
         dilations: Sequence[int] = (1, 2),
         normalize_gradient: bool = True,
         init_epsilon: float = 1.0,
+        zero_init_update: bool = True,
     ) -> None:
         super().__init__()
         if architecture not in ARCHITECTURES:
@@ -217,6 +221,9 @@ class RIM(nn.Module):
         else:
             self.cell = DilatedCell(cell_in, channels, tuple(features) if features is not None else (32, 32), dilations, recurrent)
         self.likelihood = GaussianLikelihood(init_epsilon=init_epsilon)
+        if zero_init_update:
+            nn.init.zeros_(self.cell.out.weight)
+            nn.init.zeros_(self.cell.out.bias)
 
     # ------------------------------------------------------------------ link function
     def psi(self, eta: torch.Tensor) -> torch.Tensor:

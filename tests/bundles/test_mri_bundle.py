@@ -146,7 +146,7 @@ def test_network_contract_with_the_shipped_protocol():
     """verify_net_in_out for a two-input network: simulate with `simulate`, reconstruct with `network_def`."""
     parser = ConfigParser()
     parser.read_config(str(CONFIGS / "inference.json"))
-    parser.update(TINY_NETWORK)
+    parser.update({**TINY_NETWORK, "network_def#net#zero_init_update": False})  # untrained: random updates
     net = parser.get_parsed_content("network_def").eval()
     simulate = parser.get_parsed_content("simulate")
     image = torch.zeros(48, 40)

@@ -28,12 +28,12 @@ def test_statistics_against_numpy(statistic, reference):
 
 def test_unknown_statistic():
     with pytest.raises(ValueError, match="^statistic"):
-        ScaleEquivariant(RIM(features=(4, 4)), statistic="median")
+        ScaleEquivariant(RIM(features=(4, 4), zero_init_update=False), statistic="median")
 
 
 def test_zero_measurements_are_safe():
     problem = make_problem("denoise")
-    net = ScaleEquivariant(RIM(features=(4, 4), steps=2)).eval()
+    net = ScaleEquivariant(RIM(features=(4, 4), steps=2, zero_init_update=False)).eval()
     zeros = torch.zeros_like(problem.y)
     assert torch.equal(net.scale(zeros, problem.A), torch.ones(2))
     assert torch.isfinite(net(zeros, problem.A)).all()
@@ -42,7 +42,7 @@ def test_zero_measurements_are_safe():
 @pytest.mark.parametrize("c", [1e-3, 1e3])
 def test_noise_level_is_scaled_with_the_data(c):
     problem = make_problem("denoise")
-    net = ScaleEquivariant(RIM(features=(8, 8), steps=3)).eval()
+    net = ScaleEquivariant(RIM(features=(8, 8), steps=3, zero_init_update=False)).eval()
     sigma = torch.tensor([0.05, 0.2])
     with torch.no_grad():
         base = net(problem.y, problem.A, sigma=sigma, return_all=True)
@@ -59,7 +59,7 @@ def test_noise_level_is_scaled_with_the_data(c):
 @pytest.mark.parametrize("c", [1e-3, 1e3])
 def test_equivariance_on_ct_and_mri(problem_name, c):
     problem = make_problem(problem_name)
-    net = ScaleEquivariant(RIM(complex_=problem.complex_, features=(4, 4), steps=2)).eval()
+    net = ScaleEquivariant(RIM(complex_=problem.complex_, features=(4, 4), steps=2, zero_init_update=False)).eval()
     with torch.no_grad():
         base, scaled = net(problem.y, problem.A), net(c * problem.y, problem.A)
     torch.testing.assert_close(scaled, c * base, rtol=1e-4, atol=1e-5 * c * float(base.abs().max()))
@@ -69,7 +69,7 @@ def test_equivariance_on_ct_and_mri(problem_name, c):
 def test_scale_is_on_the_image_scale_for_ct():
     # dividing by ||A||^2 puts s near the image intensities even though A^T A has a large gain
     problem = make_problem("ct-parallel")
-    s = ScaleEquivariant(RIM(features=(4, 4)), statistic="max").scale(problem.y, problem.A)
+    s = ScaleEquivariant(RIM(features=(4, 4), zero_init_update=False), statistic="max").scale(problem.y, problem.A)
     assert torch.all(s < 10 * problem.x.abs().amax()) and torch.all(s > 0.01 * problem.x.abs().amax())
 
 
@@ -82,6 +82,6 @@ def test_sigma_needs_a_network_that_takes_it():
 
 def test_bad_y_is_named():
     problem = make_problem("denoise")
-    net = ScaleEquivariant(RIM(features=(4, 4)))
+    net = ScaleEquivariant(RIM(features=(4, 4), zero_init_update=False))
     with pytest.raises(ValueError, match="^y: expected shape"):
         net(problem.y[..., :-1], problem.A)

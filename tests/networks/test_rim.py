@@ -19,7 +19,7 @@ def _count(net: torch.nn.Module) -> int:
 @pytest.mark.parametrize("problem_name", ["dense-projection", "ct-parallel"])
 def test_likelihood_gradient_is_the_autograd_gradient_through_the_link(link, problem_name):
     problem = make_problem(problem_name)
-    net = RIM(link=link, features=(4, 4)).double()
+    net = RIM(link=link, features=(4, 4), zero_init_update=False).double()
     A, y = problem.A, problem.y.double()
     eta = torch.randn(problem.x.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     sigma = sigma_like(torch.tensor([0.3, 0.7]), eta)
@@ -34,7 +34,7 @@ def test_likelihood_gradient_is_the_autograd_gradient_through_the_link(link, pro
 
 @pytest.mark.parametrize("link", ["sigmoid", "softplus"])
 def test_inverse_link(link):
-    net = RIM(link=link, features=(4, 4))
+    net = RIM(link=link, features=(4, 4), zero_init_update=False)
     x = torch.linspace(0.01, 0.99, 50)
     torch.testing.assert_close(net.psi(net.psi_inverse(x)), x, rtol=1e-4, atol=1e-6)
     assert torch.isfinite(net.psi_inverse(torch.tensor([-1.0, 0.0, 2.0, 1e4]))).all()
@@ -80,13 +80,13 @@ def test_paper_architecture_layers():
 def test_paper_architecture_handles_odd_sizes(size):
     from rim_monai.operators import Identity
 
-    net = RIM(architecture="paper", features=(8, 16), steps=2)
+    net = RIM(architecture="paper", features=(8, 16), zero_init_update=False, steps=2)
     y = torch.rand(1, 1, *size)
     assert net(y, Identity(size)).shape == y.shape
 
 
 def test_ablations():
-    rim, gdn, ffn = (RIM(variant=v, features=(8, 8)) for v in ("rim", "gdn", "ffn"))
+    rim, gdn, ffn = (RIM(variant=v, features=(8, 8), zero_init_update=False) for v in ("rim", "gdn", "ffn"))
     assert rim.cell.convs[0].in_channels == 2 and gdn.cell.convs[0].in_channels == 1
     assert not any(isinstance(m, ConvGRUCell) for m in ffn.modules())
     # GDN ignores the estimate: changing eta only through the gradient path is all it sees
@@ -102,8 +102,8 @@ def test_ablations():
 
 @pytest.mark.parametrize("architecture", ["paper", "compact"])
 def test_ffn_keeps_no_state(architecture):
-    ffn = RIM(variant="ffn", architecture=architecture, features=(8, 8)).eval()
-    rim = RIM(variant="rim", architecture=architecture, features=(8, 8)).eval()
+    ffn = RIM(variant="ffn", architecture=architecture, features=(8, 8), zero_init_update=False).eval()
+    rim = RIM(variant="rim", architecture=architecture, features=(8, 8), zero_init_update=False).eval()
     u = torch.randn(1, 2, 8, 8)
     assert ffn.cell(u, None)[1] is None
     assert rim.cell(u, None)[1] is not None
@@ -111,7 +111,7 @@ def test_ffn_keeps_no_state(architecture):
 
 def test_sigma_changes_the_gradient_scale_per_sample():
     problem = make_problem("denoise")
-    net = RIM(features=(8, 8), steps=2).eval()
+    net = RIM(features=(8, 8), zero_init_update=False, steps=2).eval()
     out_scalar = net(problem.y, problem.A, sigma=0.5)
     out_tensor = net(problem.y, problem.A, sigma=torch.tensor([0.5, 0.5]))
     torch.testing.assert_close(out_scalar, out_tensor)
@@ -126,7 +126,7 @@ def test_sigma_changes_the_gradient_scale_per_sample():
 
 def test_epsilon_is_learned():
     problem = make_problem("denoise")
-    net = RIM(features=(8, 8), steps=2)
+    net = RIM(features=(8, 8), zero_init_update=False, steps=2)
     (net(problem.y, problem.A) - problem.x).square().mean().backward()
     assert net.likelihood.raw_epsilon.grad is not None and net.likelihood.raw_epsilon.grad != 0
 
@@ -134,5 +134,20 @@ def test_epsilon_is_learned():
 @pytest.mark.parametrize("init", ["zeros", "adjoint", "fbp"])
 def test_initialisations(init):
     problem = make_problem("ct-parallel")
-    net = RIM(features=(4, 4), steps=2, init=init, link="softplus").eval()
+    net = RIM(features=(4, 4), zero_init_update=False, steps=2, init=init, link="softplus").eval()
     assert torch.isfinite(net(problem.y, problem.A)).all()
+
+
+def test_zero_initialised_update_returns_the_start_until_trained():
+    from rim_monai.operators import Identity
+
+    A = Identity((12, 12))
+    y = torch.rand(2, 1, 12, 12)
+    net = RIM(features=(4, 4), steps=3, link="identity")
+    with torch.no_grad():
+        estimates = net(y, A, return_all=True)
+    for x in estimates:  # the start A^H y / ||A||^2 = y, unchanged by the zero update
+        torch.testing.assert_close(x, y)
+    random_net = RIM(features=(4, 4), steps=3, link="identity", zero_init_update=False)
+    with torch.no_grad():
+        assert not torch.allclose(random_net(y, A), y)
