@@ -12,7 +12,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from monai.transforms import CenterSpatialCropd, Compose, OneOf, RandSpatialCropd, SpatialPadd
+from monai.transforms import (
+    CenterSpatialCropd,
+    Compose,
+    EnsureChannelFirstd,
+    LoadImaged,
+    OneOf,
+    RandSpatialCropd,
+    SpatialPadd,
+)
 from monai.data import Dataset as MonaiDataset
 from torch.utils.data import ConcatDataset, Dataset
 
@@ -31,6 +39,12 @@ __all__ = ["scan_files", "mri_reconstruction_dataset", "mri_training_dataset", "
 _NIFTI = (".nii", ".nii.gz")
 _DICOM = (".dcm",)
 _HDF5 = (".h5", ".hdf5")
+
+
+def _scaled_volume() -> Compose:
+    """Load a volume channel-first and scale it by its 99.5th percentile — once per volume, so every slice keeps
+    its intensity relative to the others (a per-slice percentile blows up the near-empty slices at the edges)."""
+    return Compose([LoadImaged("image", image_only=True), EnsureChannelFirstd("image"), PercentileScaled("image")])
 
 
 def scan_files(dataset_dir: str | os.PathLike, suffixes: Sequence[str]) -> list[Path]:
@@ -124,7 +138,8 @@ def mri_reconstruction_dataset(
                 [{"image": str(f)} for f in nifti_files],
                 axis=axis,
                 slice_range=slice_range,
-                transform=Compose([PercentileScaled("image"), simulate]),
+                transform=simulate,
+                volume_transform=_scaled_volume(),
             )
         )
     if dicom_files:
@@ -181,7 +196,7 @@ def mri_training_dataset(
         SimulateKSpaced(keys="image", coils=coils, acceleration=list(accelerations), mask_func=m, snr_db=snr_db)
         for m in mask_funcs
     ]
-    steps: list = [PercentileScaled("image")]
+    steps: list = []
     if patch_size is not None:
         steps.append(SpatialPadd("image", spatial_size=list(patch_size)))
         crop = RandSpatialCropd if augment else CenterSpatialCropd
@@ -192,7 +207,10 @@ def mri_training_dataset(
     transform = Compose(steps)
     transform.set_random_state(seed=seed)
     data = [{"image": str(f)} for f in files]
-    slabs = [SliceDataset(data, axis=axis, slice_range=r, transform=transform) for r in (slice_ranges or [None])]
+    slabs = [
+        SliceDataset(data, axis=axis, slice_range=r, transform=transform, volume_transform=_scaled_volume())
+        for r in (slice_ranges or [None])
+    ]
     return slabs[0] if len(slabs) == 1 else ConcatDataset(slabs)
 
 
