@@ -44,3 +44,4 @@ from rim_monai.data.sensitivity import EstimateSensitivitiesd
 from rim_monai.data.undersample import MASK_FUNCTIONS, UndersampleKSpaced
 from rim_monai.data.mri_datasets import MRIProtocol, mri_reconstruction_dataset, mri_training_dataset, scan_files
 from rim_monai.data.samples import make_mri_sample, write_fastmri_kspace
+from rim_monai.data.ct_datasets import CTProtocol, ct_reconstruction_dataset, ct_training_dataset

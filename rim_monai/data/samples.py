@@ -4,6 +4,9 @@
 input: a fully sampled multi-coil k-space volume in the fastMRI layout (``kspace`` ``(slices, coils, H, W)``,
 ``reconstruction_rss``, ``ismrmrd_header``, attributes ``max``, ``norm``, ``acquisition``) simulated from phantoms
 (a modified Shepp–Logan slice and random-ellipse slices), birdcage coil maps, a smooth phase and complex noise.
+
+``python -m rim_monai.data.samples ct bundles/ct_lpd_recon/sample/phantom_ct.nii.gz`` rebuilds the CT bundle's
+input: a two-slice 256x256 int16 NIfTI volume in HU (a head-like Shepp–Logan slice and a random-ellipse slice).
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ import numpy as np
 import torch
 
 from rim_monai.data.file_utils import atomic_write
-from rim_monai.data.phantoms import ellipse_phantom, random_ellipses, shepp_logan
+from rim_monai.data.phantoms import ellipse_phantom, random_ellipses, shepp_logan, shepp_logan_ellipses
 from rim_monai.data.simulate_mri import smooth_phase
 from rim_monai.operators import birdcage_maps, fft2c, ifft2c, rss
 
-__all__ = ["ismrmrd_header_xml", "write_fastmri_kspace", "make_mri_sample"]
+__all__ = ["ismrmrd_header_xml", "write_fastmri_kspace", "make_mri_sample", "make_ct_sample"]
 
 
 def ismrmrd_header_xml(shape: tuple[int, int], fov_mm: tuple[float, float] = (220.0, 220.0)) -> str:
@@ -112,14 +115,55 @@ def make_mri_sample(
     return write_fastmri_kspace(path, kspace_np, reference, overwrite=overwrite)
 
 
+# HU added by each modified Shepp-Logan ellipse on an air (-1000 HU) background: skull 1000 HU, brain 40 HU,
+# ventricles 0 HU, small lesions 70-80 HU.
+_CT_HEAD_HU = (2000.0, -960.0, -40.0, -40.0, 30.0, 30.0, 40.0, 40.0, 40.0, 40.0)
+
+
+def make_ct_sample(
+    path: str | os.PathLike,
+    shape: tuple[int, int] = (256, 256),
+    slices: int = 2,
+    pixel_mm: float = 1.0,
+    thickness_mm: float = 5.0,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> Path:
+    """Write a small synthetic CT volume in HU (int16 NIfTI, ``(H, W, slices)``) with a 1 mm in-plane affine.
+
+    Slice 0 is a head-like Shepp–Logan phantom in HU (air -1000, skull 1000, brain 40, ventricles 0, lesions 70–80);
+    the others are random-ellipse phantoms (Adler & Öktem's distribution) read as attenuation relative to water,
+    ``HU = 1000 (max(v, 0) - 1)``. The affine has ``pixel_mm`` pixels, ``thickness_mm`` slices and its origin at
+    the centre of the first slice.
+    """
+    import nibabel as nib
+
+    rng = np.random.default_rng(seed)
+    table = shepp_logan_ellipses(modified=True)
+    table[:, 0] = _CT_HEAD_HU
+    images = [ellipse_phantom(table, shape) - 1000.0]
+    for _ in range(slices - 1):
+        images.append(1000.0 * (np.clip(ellipse_phantom(random_ellipses(rng), shape), 0.0, None) - 1.0))
+    volume = np.stack(images, axis=-1).round().astype(np.int16)
+    affine = np.diag([pixel_mm, pixel_mm, thickness_mm, 1.0])
+    affine[:2, 3] = [-(shape[0] - 1) * pixel_mm / 2.0, -(shape[1] - 1) * pixel_mm / 2.0]
+    image = nib.Nifti1Image(volume, affine)
+    image.header.set_xyzt_units("mm")
+    path = Path(path)
+    with atomic_write(path, overwrite=overwrite) as tmp:
+        nib.save(image, str(tmp))
+    return path
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=["mri"], help="which bundle's sample to build")
+    parser.add_argument("kind", choices=["mri", "ct"], help="which bundle's sample to build")
     parser.add_argument("path", help="output .h5 file")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
-    print(make_mri_sample(args.path, seed=args.seed, overwrite=args.overwrite))
+    make = make_ct_sample if args.kind == "ct" else make_mri_sample
+    print(make(args.path, seed=args.seed, overwrite=args.overwrite))
 
 
 if __name__ == "__main__":

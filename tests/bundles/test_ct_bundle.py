@@ -1,0 +1,189 @@
+"""The CT bundle, model-zoo style: tiny generated data, ConfigWorkflow train / infer / evaluate, torchrun, metadata."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from monai.bundle import ConfigParser, ConfigWorkflow, verify_metadata
+
+from rim_monai.data.samples import make_ct_sample
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLE = REPO / "bundles" / "ct_lpd_recon"
+CONFIGS = BUNDLE / "configs"
+SCHEMA = REPO.parent / "shared" / "monai" / "meta_schema_20240725.json"
+
+# 32x32 grid, 8 views, a 2-iteration LPD with 8 features: every config runs in about a second
+TINY = {"image_shape": [32, 32], "num_angles": 8, "iterations": 2, "features": [8, 8]}
+TINY_TRAIN = {**TINY, "train_files": [], "epoch_length": 2, "epochs": 1, "val_phantoms": 1, "batch_size": 2}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Train one tiny epoch with train.json; returns (workdir, checkpoint)."""
+    root = tmp_path_factory.mktemp("ct_bundle")
+    overrides = {**TINY_TRAIN, "ckpt_dir": str(root / "models"), "run_dir": str(root / "runs")}
+    workflow = ConfigWorkflow(config_file=str(CONFIGS / "train.json"), workflow_type="train", **overrides)
+    workflow.initialize()
+    assert not workflow.check_properties()
+    workflow.run()
+    workflow.finalize()
+    checkpoint = root / "models" / "model.pt"
+    assert checkpoint.is_file() and (root / "runs" / "checkpoint_final.pt").is_file()
+    return root, checkpoint
+
+
+def test_metadata_is_valid_offline():
+    if not SCHEMA.is_file():
+        pytest.skip("the MONAI metadata schema (../shared/monai) is absent")
+    verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(SCHEMA), create_dir=False)
+
+
+def test_train_resumes_from_its_checkpoint(trained):
+    root, _ = trained
+    overrides = {**TINY_TRAIN, "epochs": 2, "ckpt_dir": str(root / "models"),
+                 "run_dir": str(root / "runs"), "resume": True}
+    workflow = ConfigWorkflow(config_file=str(CONFIGS / "train.json"), workflow_type="train", **overrides)
+    workflow.initialize()
+    trainer = workflow.parser.get_parsed_content("train#trainer")
+    workflow.run()
+    assert trainer.state.epoch == 2  # resumed at epoch 1, ran one more
+
+
+def _lodopab_style(folder: Path, parser_overrides: dict) -> None:
+    """An observation/ground-truth pair made with the bundle's own protocol (`simulate`)."""
+    parser = ConfigParser()
+    parser.read_config(str(CONFIGS / "inference.json"))
+    parser.update(parser_overrides)
+    simulate = parser.get_parsed_content("simulate")
+    image = torch.full((32, 32), -1000.0)
+    image[6:26, 8:24] = 40.0
+    y, _ = simulate(image)
+    with h5py.File(folder / "observation_test_000.hdf5", "w") as f:
+        f["data"] = y[0].numpy()
+    with h5py.File(folder / "ground_truth_test_000.hdf5", "w") as f:
+        f["data"] = (0.02 * (1 + image / 1000.0))[None].numpy()
+
+
+@pytest.mark.parametrize("hounsfield", [True, False])
+def test_inference_keeps_geometry_units_and_scores_each_scan(trained, tmp_path, hounsfield):
+    _, checkpoint = trained
+    data = tmp_path / "scans"
+    data.mkdir()
+    sample = make_ct_sample(data / "head.nii.gz", shape=(32, 32), slices=2)
+    _lodopab_style(data, TINY)
+    out = tmp_path / "out"
+    workflow = ConfigWorkflow(config_file=str(CONFIGS / "inference.json"), workflow_type="infer", dataset_dir=str(data),
+                              output_dir=str(out), ckpt_path=str(checkpoint), hounsfield=hounsfield, **TINY)
+    workflow.initialize()
+    assert not workflow.check_properties()
+    workflow.run()
+    workflow.finalize()
+    recon = nib.load(str(out / "head_recon.nii.gz"))
+    np.testing.assert_allclose(recon.affine, nib.load(str(sample)).affine, atol=1e-5)
+    assert recon.shape == (32, 32, 2)
+    air = float(np.median(recon.get_fdata()[:2, :2]))  # the corner is air: -1000 HU or 0 attenuation
+    assert (abs(air + 1000) < 400) if hounsfield else (abs(air) < 0.01)
+    assert nib.load(str(out / "observation_test_000_recon.nii.gz")).shape == (32, 32, 1)
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert {r["file"] for r in rows} == {"head", "observation_test_000"}
+    assert {r["method"] for r in rows} == {"recon", "fbp"}
+
+
+def test_evaluate_prints_baselines_beside_the_network(trained, tmp_path):
+    _, checkpoint = trained
+    data = tmp_path / "scans"
+    data.mkdir()
+    make_ct_sample(data / "head.nii.gz", shape=(32, 32), slices=1)
+    out = tmp_path / "eval"
+    workflow = ConfigWorkflow(
+        config_file=[str(CONFIGS / "inference.json"), str(CONFIGS / "evaluate.json")], workflow_type="infer",
+        files=[str(data / "head.nii.gz")], phantoms=2, output_dir=str(out), ckpt_path=str(checkpoint),
+        tv_iterations=20, **TINY,
+    )
+    workflow.initialize()
+    assert not workflow.check_properties()
+    workflow.run()
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [r["method"] for r in rows[:3]] == ["recon", "fbp", "tv"]
+    assert {r["file"] for r in rows} == {"head", "ellipses_seed2_000", "ellipses_seed2_001"}
+    assert all(np.isfinite(float(r["psnr"])) for r in rows)
+    assert (out / "head_tv.nii.gz").is_file() and (out / "ellipses_seed2_001_fbp.nii.gz").is_file()
+
+
+@pytest.mark.parametrize("geometry", ["parallel", "fan"])
+def test_network_contract_with_the_shipped_protocol(geometry):
+    """verify_net_in_out for a two-input network: simulate with `simulate`, reconstruct with `network_def`."""
+    parser = ConfigParser()
+    parser.read_config(str(CONFIGS / "inference.json"))
+    if geometry == "fan":
+        parser.update(ConfigParser.load_config_file(str(CONFIGS / "inference_fan.json")))
+    parser.update(TINY)
+    net = parser.get_parsed_content("network_def").eval()
+    simulate = parser.get_parsed_content("simulate")
+    operator = parser.get_parsed_content("operator")
+    assert operator.geometry == geometry
+    image = torch.full((32, 32), -1000.0)
+    image[8:24, 6:26] = 0.0
+    y, A = simulate(image)
+    assert A is simulate.operator and y.shape == (1, 1, *A.range_shape)
+    with torch.no_grad():
+        x = net(y, A)
+        x_scaled = net(1e3 * y, A)
+    assert x.shape == (1, 1, 32, 32) and x.dtype == torch.float32
+    torch.testing.assert_close(x_scaled, 1e3 * x, rtol=1e-4, atol=1e-4 * float(x_scaled.abs().max()))
+
+
+def test_shipped_model_loads_into_network_def():
+    checkpoint = BUNDLE / "models" / "model.pt"
+    if not checkpoint.is_file():
+        pytest.skip("models/model.pt has not been trained yet")
+    parser = ConfigParser()
+    parser.read_config(str(CONFIGS / "inference.json"))
+    net = parser.get_parsed_content("network_def")
+    net.load_state_dict(torch.load(checkpoint, map_location="cpu"))
+    assert checkpoint.stat().st_size < 25 * 2**20
+
+
+@pytest.mark.slow
+def test_readme_inference_command_runs_on_the_shipped_input(tmp_path):
+    if not (BUNDLE / "models" / "model.pt").is_file():
+        pytest.skip("models/model.pt has not been trained yet")
+    out = tmp_path / "outputs"
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(CONFIGS / "inference.json"),
+           "--output_dir", str(out)]
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    recon = nib.load(str(out / "phantom_ct_recon.nii.gz"))
+    assert recon.shape == (256, 256, 2)
+    np.testing.assert_allclose(recon.affine, nib.load(str(BUNDLE / "sample" / "phantom_ct.nii.gz")).affine)
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    by_method = {r["method"]: float(r["psnr"]) for r in rows}
+    assert by_method["recon"] > by_method["fbp"]  # the trained network beats FBP on its own shipped input
+
+
+@pytest.mark.slow
+def test_torchrun_two_process_gloo_training(tmp_path):
+    overrides = [
+        "--image_shape", "[32, 32]", "--num_angles", "8", "--iterations", "2", "--features", "[8, 8]",
+        "--train_files", "[]", "--epoch_length", "4", "--epochs", "1", "--val_phantoms", "1", "--batch_size", "1",
+        "--ckpt_dir", str(tmp_path / "models"), "--run_dir", str(tmp_path / "runs"),
+    ]
+    configs = f"['{CONFIGS / 'train.json'}','{CONFIGS / 'multi_gpu_train.json'}']"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "monai.bundle", "run", "--config_file", configs, *overrides]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (tmp_path / "models" / "model.pt").is_file()
+    assert (tmp_path / "runs" / "checkpoint_final.pt").is_file()
