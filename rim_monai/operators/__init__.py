@@ -14,3 +14,4 @@ from rim_monai.operators.fourier import MaskedFourier, channels_to_complex, coil
 from rim_monai.operators.masks import center_fraction_for, equispaced_mask, poisson_disc_mask, random_mask
 from rim_monai.operators.coils import birdcage_maps, calibration_shape, estimate_sensitivities
 from rim_monai.operators.imaging import Blur, Downsample, RandomProjection, gaussian_kernel, imresize_matrix
+from rim_monai.operators.base import all_finite

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["LinearOperator", "AdjointOperator", "check_tensor"]
+__all__ = ["LinearOperator", "AdjointOperator", "check_tensor", "all_finite"]
 
 
 def _kind(dtype: torch.dtype) -> str:
@@ -59,8 +59,38 @@ def check_tensor(
         raise ValueError(f"{name}: expected a {want} tensor ({expected}), got dtype {value.dtype}.")
     if device is not None and value.device != device:
         raise ValueError(f"{name}: expected a tensor on device {device}, got one on {value.device}; move it with .to().")
-    if check_finite and not bool(torch.isfinite(value).all()):
+    if check_finite and not all_finite(value):
         raise ValueError(f"{name}: contains NaN or Inf values.")
+
+
+def all_finite(value: torch.Tensor) -> bool:
+    r"""Whether every element of ``value`` is finite (no NaN, no ±Inf), exactly, in about one read.
+
+    A sum is finite only if every term is (NaN and Inf propagate through addition), so a finite
+    ``value.sum()`` proves the tensor finite with one reduction and no temporaries; only when the sum is not
+    finite — a NaN/Inf, or finite values whose sum overflows — is the element-wise ``torch.isfinite`` scan run to
+    decide. On CPU this is 20-60x cheaper than ``torch.isfinite(value).all()`` for complex tensors, which builds
+    boolean temporaries for both parts (see ``docs/operators.md``).
+
+    Args:
+        value: a floating or complex tensor (integer and bool tensors are always finite).
+
+    Returns:
+        ``True`` if all elements are finite (also for an empty tensor).
+
+    Example:
+        >>> all_finite(torch.tensor([1.0, 3e38, 3e38]))   # the sum overflows, the values do not
+        True
+        >>> all_finite(torch.tensor([1.0, float("nan")]))
+        False
+    """
+    if not (value.dtype.is_floating_point or value.dtype.is_complex):
+        return True
+    if value.numel() == 0:
+        return True
+    if bool(torch.isfinite(value.sum())):
+        return True
+    return bool(torch.isfinite(value).all())
 
 
 def _fmt(shape: Sequence[int]) -> str:
@@ -109,6 +139,7 @@ class LinearOperator(torch.nn.Module):
     the custom autograd function so that gradients also flow to the operator's parameters.
 
     Example:
+        >>> from rim_monai.operators import Identity
         >>> A = Identity((4, 4))
         >>> x = torch.randn(2, 1, 4, 4)
         >>> torch.allclose(A.adjoint(A(x)), x)
