@@ -38,6 +38,22 @@ def test_fft2c_matches_numpy_and_is_unitary(shape):
     torch.testing.assert_close(torch.linalg.vector_norm(k), torch.linalg.vector_norm(x))
 
 
+def _np_ifft2c(k: np.ndarray) -> np.ndarray:
+    axes = (-2, -1)
+    return np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(k, axes=axes), axes=axes, norm="ortho"), axes=axes)
+
+
+# even sizes take the checkerboard form (H/2 + W/2 even and odd), the others the fftshift form
+@pytest.mark.parametrize("shape", [(4, 6), (6, 6), (2, 2, 10, 4), (6, 7), (5, 8), (3, 5)])
+@pytest.mark.parametrize("dtype,tol", [(torch.complex128, 1e-12), (torch.complex64, 2e-6), (torch.float64, 1e-12)])
+def test_fft2c_and_ifft2c_match_numpy_for_every_size_and_dtype(shape, dtype, tol):
+    x = _crandn(*shape, seed=3)
+    x = x.real.to(dtype) if not dtype.is_complex else x.to(dtype)
+    reference = x.numpy().astype(np.complex128)
+    np.testing.assert_allclose(fft2c(x).numpy(), _np_fft2c(reference), rtol=tol, atol=tol)
+    np.testing.assert_allclose(ifft2c(x).numpy(), _np_ifft2c(reference), rtol=tol, atol=tol)
+
+
 def test_fft2c_centre_convention():
     x = torch.zeros(6, 5, dtype=torch.complex128)
     x[3, 2] = 1  # the image centre (H // 2, W // 2) maps to a flat spectrum
