@@ -47,6 +47,22 @@ def _scaled_volume() -> Compose:
     return Compose([LoadImaged("image", image_only=True), EnsureChannelFirstd("image"), PercentileScaled("image")])
 
 
+def _simulator(
+    coils: int, acceleration: float, center_fraction: float | None, mask_func: str, snr_db: float | None, seed: int
+) -> SimulateKSpaced:
+    """The retrospective acquisition of the protocol, seeded (one instance per data source)."""
+    simulate = SimulateKSpaced(
+        keys="image",
+        coils=coils,
+        acceleration=acceleration,
+        center_fraction=center_fraction,
+        mask_func=mask_func,
+        snr_db=snr_db,
+    )
+    simulate.set_random_state(seed=seed)
+    return simulate
+
+
 def scan_files(dataset_dir: str | os.PathLike, suffixes: Sequence[str]) -> list[Path]:
     """Sorted files in ``dataset_dir`` (not recursive) whose name ends with one of ``suffixes``.
 
@@ -124,15 +140,7 @@ def mri_reconstruction_dataset(
         )
         parts.append(FastMRISliceDataset(h5_files, transform=transform, slice_range=slice_range))
     if nifti_files:
-        simulate = SimulateKSpaced(
-            keys="image",
-            coils=coils,
-            acceleration=acceleration,
-            center_fraction=center_fraction,
-            mask_func=mask_func,
-            snr_db=snr_db,
-        )
-        simulate.set_random_state(seed=seed)
+        simulate = _simulator(coils, acceleration, center_fraction, mask_func, snr_db, seed)
         parts.append(
             SliceDataset(
                 [{"image": str(f)} for f in nifti_files],
@@ -143,15 +151,7 @@ def mri_reconstruction_dataset(
             )
         )
     if dicom_files:
-        simulate = SimulateKSpaced(
-            keys="image",
-            coils=coils,
-            acceleration=acceleration,
-            center_fraction=center_fraction,
-            mask_func=mask_func,
-            snr_db=snr_db,
-        )
-        simulate.set_random_state(seed=seed)
+        simulate = _simulator(coils, acceleration, center_fraction, mask_func, snr_db, seed)
         load = Compose([LoadDICOMd("image"), PercentileScaled("image"), simulate])
         parts.append(MonaiDataset([{"image": str(f), "filename": f.name} for f in dicom_files], transform=load))
     return parts[0] if len(parts) == 1 else ConcatDataset(parts)
@@ -243,16 +243,12 @@ class MRIProtocol:
         snr_db: float | None = None,
         seed: int = 0,
     ) -> None:
-        self.kwargs = dict(coils=coils, acceleration=acceleration, center_fraction=center_fraction,
-                           mask_func=mask_func, snr_db=snr_db)
-        self.seed = seed
+        self.protocol = (coils, acceleration, center_fraction, mask_func, snr_db, seed)
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, MaskedFourier]:
         image = torch.as_tensor(image)
         if image.ndim != 2:
             raise ValueError(f"image: expected a 2D reference image (H, W), got shape {tuple(image.shape)}.")
-        simulate = SimulateKSpaced(keys="image", **self.kwargs)
-        simulate.set_random_state(seed=self.seed)
-        out = simulate({"image": image[None]})
+        out = _simulator(*self.protocol)({"image": image[None]})
         operator = MaskedFourier(out["mask"][None], out["sens"][None])
         return out["kspace"][None], operator

@@ -36,14 +36,11 @@ def _volume(path: Path, shape=(40, 48, 12), seed=0) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """Train one tiny epoch with train.json; returns (workdir, checkpoint)."""
-    root = tmp_path_factory.mktemp("mri_bundle")
-    volume = _volume(root / "train.nii.gz")
-    overrides = {
+def _tiny_training(root: Path, **changes) -> dict:
+    """train.json overrides for one tiny epoch on ``root/train.nii.gz``, writing under ``root``."""
+    return {
         **TINY_NETWORK,
-        "train_files": [str(volume)],
+        "train_files": [str(root / "train.nii.gz")],
         "train_slices": [[0, 8]],
         "val_slices": [[8, 10]],
         "patch_size": [32, 32],
@@ -52,8 +49,16 @@ def trained(tmp_path_factory):
         "epoch_length": 2,
         "ckpt_dir": str(root / "models"),
         "run_dir": str(root / "runs"),
+        **changes,
     }
-    workflow = ConfigWorkflow(config_file=str(CONFIGS / "train.json"), workflow_type="train", **overrides)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Train one tiny epoch with train.json; returns (workdir, checkpoint)."""
+    root = tmp_path_factory.mktemp("mri_bundle")
+    _volume(root / "train.nii.gz")
+    workflow = ConfigWorkflow(config_file=str(CONFIGS / "train.json"), workflow_type="train", **_tiny_training(root))
     workflow.initialize()
     assert not workflow.check_properties()
     workflow.run()
@@ -71,19 +76,7 @@ def test_metadata_is_valid_offline(tmp_path):
 
 def test_train_resumes_from_its_checkpoint(trained):
     root, _ = trained
-    overrides = {
-        **TINY_NETWORK,
-        "train_files": [str(root / "train.nii.gz")],
-        "train_slices": [[0, 8]],
-        "val_slices": [[8, 10]],
-        "patch_size": [32, 32],
-        "batch_size": 2,
-        "epochs": 2,
-        "epoch_length": 1,
-        "ckpt_dir": str(root / "models"),
-        "run_dir": str(root / "runs"),
-        "resume": True,
-    }
+    overrides = _tiny_training(root, epochs=2, epoch_length=1, resume=True)
     workflow = ConfigWorkflow(config_file=str(CONFIGS / "train.json"), workflow_type="train", **overrides)
     workflow.initialize()
     trainer = workflow.parser.get_parsed_content("train#trainer")
