@@ -84,6 +84,7 @@ class ReconstructionSaver:
         name_key: str = "filename",
         slice_key: str = "slice",
         protocol: str = "volume",
+        align_scale: bool = False,
     ) -> None:
         if baselines and prepare_batch is None:
             raise ValueError("prepare_batch: needed to recompute the baselines on the evaluator's inputs, got None.")
@@ -95,6 +96,7 @@ class ReconstructionSaver:
         if protocol not in ("volume", "per_image"):
             raise ValueError(f"protocol: expected 'volume' or 'per_image', got '{protocol}'.")
         self.protocol = protocol
+        self.align_scale = align_scale
         self.rows: list[dict[str, Any]] = []
         self._reset()
 
@@ -185,6 +187,8 @@ class ReconstructionSaver:
                 reference = reference[None]  # one sample: the whole volume
             for key in methods:
                 estimate = torch.stack([images[key][0] for _, images, _ in ordered])
+                if self.align_scale:
+                    estimate = estimate * (estimate * reference).sum() / (estimate * estimate).sum().clamp_min(1e-30)
                 estimate = estimate[None] if self.protocol == "volume" else estimate
                 self.rows.append(
                     {
@@ -213,4 +217,6 @@ class ReconstructionSaver:
             tmp.write_text(table + "\n")
         protocol = {"volume": "data range = max of the reference volume (fastMRI)",
                     "per_image": "data range = max - min of each reference slice, mean over slices"}[self.protocol]
+        if self.align_scale:
+            protocol += "; each method least-squares scaled onto the reference first"
         print(f"\nReconstructions in {self.output_dir} ({protocol})\n{table}")
