@@ -184,7 +184,8 @@ def mri_training_dataset(
         mask_funcs: mask families to draw from (``"random"``, ``"equispaced"``, ``"poisson_disc"``).
         coils: simulated coil count.
         snr_db: k-space SNR of the simulation.
-        augment: random crops, flips, 90° rotations and intensity scaling (training); off for validation.
+        augment: random crops, flips, 90° rotations and intensity scaling (training); off for validation, where
+            item ``i`` is simulated with seed ``seed + i`` so every epoch sees the same masks and noise.
         seed: seed of the random transforms.
 
     Raises:
@@ -211,7 +212,23 @@ def mri_training_dataset(
         SliceDataset(data, axis=axis, slice_range=r, transform=transform, volume_transform=_scaled_volume())
         for r in (slice_ranges or [None])
     ]
-    return slabs[0] if len(slabs) == 1 else ConcatDataset(slabs)
+    dataset = slabs[0] if len(slabs) == 1 else ConcatDataset(slabs)
+    return dataset if augment else _SeededItems(dataset, transform, seed)
+
+
+class _SeededItems(Dataset):
+    """Item ``i`` drawn with the random transforms seeded by ``seed + i``: a validation set whose masks and noise are
+    the same at every epoch, so the key metric compares checkpoints, not mask draws."""
+
+    def __init__(self, dataset: Dataset, transform: Compose, seed: int) -> None:
+        self.dataset, self.transform, self.seed = dataset, transform, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        self.transform.set_random_state(seed=self.seed + index)
+        return self.dataset[index]
 
 
 class MRIProtocol:

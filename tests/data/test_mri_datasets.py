@@ -68,3 +68,13 @@ def test_sample_file_is_fastmri_layout(tmp_path):
     assert data["reconstruction_rss"].shape == (2, 16, 16)
     with pytest.raises(FileExistsError):
         make_mri_sample(path)
+
+
+def test_validation_items_are_the_same_every_epoch(tmp_path):
+    vol = _nifti(tmp_path / "vol.nii.gz", shape=(24, 28, 6))
+    val = mri_training_dataset([vol], slice_ranges=[[0, 4]], patch_size=None, augment=False, coils=2, seed=3)
+    first = [val[i]["kspace"] for i in range(len(val))]
+    again = [val[i]["kspace"] for i in range(len(val))]
+    for a, b in zip(first, again):
+        torch.testing.assert_close(a, b)
+    assert not torch.equal(val[0]["mask"], val[1]["mask"]) or not torch.equal(first[0], first[1])
