@@ -61,7 +61,7 @@ class ReconstructionSaver:
             the baselines on the same ``(y, A)``.
         baselines: ``{name: f(y, A) -> image}`` classical reconstructions shown beside the network.
         save_images: write NIfTI volumes (the metrics are written in any case when a reference exists).
-        save_baselines: also write the baselines' volumes.
+        save_baselines: also write the baselines' volumes (and the reference's, for figures side by side).
         overwrite: replace existing outputs (otherwise an existing file raises ``FileExistsError``).
         name_key: batch key holding the scan's file name (falls back to the reference's / image's meta).
         slice_key: batch key holding the slice index (falls back to the ``slice_index`` meta of a NIfTI slice).
@@ -175,7 +175,8 @@ class ReconstructionSaver:
                     stem = stem[: -len(suffix)]
                     break
             if self.save_images:
-                for key in methods if self.save_baselines else ["recon"]:
+                keys = methods + (["reference"] if "reference" in slices[0][1] else []) if self.save_baselines else ["recon"]
+                for key in keys:
                     self._save(*self._volume(slices, key), self.output_dir / f"{stem}_{key}.nii.gz")
             seconds = self._seconds[name] / len(slices)
             if "reference" not in slices[0][1]:
