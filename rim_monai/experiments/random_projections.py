@@ -27,8 +27,9 @@ Usage (from the repository root)::
     python -m rim_monai.experiments.random_projections --config configs/random_projections.json
     python -m rim_monai.experiments.random_projections --config configs/random_projections.json --quick
 
-``--quick`` applies the config's ``"quick"`` overrides (a seconds-long smoke run; output in a temporary folder
-unless ``--output-dir`` is given); ``--synthetic`` replaces the BSDS300 images by smooth synthetic images (used by
+``--override '<json>'`` merges a JSON object over the settings (e.g. one ensemble, or a fixed number of Adam
+steps with ``"max_seconds_per_model": null``). ``--quick`` applies the config's ``"quick"`` overrides (a
+seconds-long smoke run; output in a temporary folder unless ``--output-dir`` is given); ``--synthetic`` replaces the BSDS300 images by smooth synthetic images (used by
 the tests when ``../shared/data`` is absent, and implied by ``--quick`` when the data folder is missing).
 """
 
@@ -326,7 +327,8 @@ def train_variant(
     rng = np.random.default_rng(seed)
     noise = torch.Generator().manual_seed(seed)
     iterations, batch = int(train_cfg["iterations"]), int(train_cfg["batch_size"])
-    max_seconds = float(train_cfg.get("max_seconds", math.inf))
+    max_seconds = train_cfg.get("max_seconds")
+    max_seconds = math.inf if max_seconds is None else float(max_seconds)
     clip = train_cfg.get("grad_clip")
     curve: list[tuple[int, float]] = []
     running, stop, done = 0.0, "iterations", 0
@@ -421,8 +423,11 @@ def _atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the permissions open() would
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -644,7 +649,7 @@ def run_experiment(cfg: dict[str, Any], output_dir: str | os.PathLike, synthetic
         say(f"[{ens}] m={m}, ||A||={entry['opnorm']:.2f}; start {entry['baselines']['start']['mean']:.2f} dB, "
             f"Tikhonov(lam={base['lam']:g}) {entry['baselines']['tikhonov']['mean']:.2f} dB")
         for variant in variants:
-            net, record = train_variant(variant, A, train_sampler, cfg["network"], {**train_cfg, "max_seconds": train_cfg.get("max_seconds_per_model", math.inf)}, sigma, seed)
+            net, record = train_variant(variant, A, train_sampler, cfg["network"], {**train_cfg, "max_seconds": train_cfg.get("max_seconds_per_model")}, sigma, seed)
             t0 = time.perf_counter()
             scores = evaluate_steps(net, A, y_test, x_test, eval_steps, sigma, int(eval_cfg.get("batch_size", 250)))
             record["eval_seconds"] = round(time.perf_counter() - t0, 2)
@@ -675,8 +680,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="apply the config's 'quick' overrides (seconds-long smoke run)")
     parser.add_argument("--output-dir", default=None, help="override the config's output.dir")
     parser.add_argument("--synthetic", action="store_true", help="synthetic images instead of the BSDS300 folders")
+    parser.add_argument(
+        "--override",
+        default=None,
+        help='JSON merged over the config (after --quick), e.g. \'{"variants": ["rim"], "train": {"iterations": 50}}\'',
+    )
     args = parser.parse_args(argv)
     cfg = load_config(args.config, quick=args.quick)
+    if args.override:
+        try:
+            override = json.loads(args.override)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"override: expected a JSON object, got {args.override!r} ({err}).") from err
+        if not isinstance(override, dict):
+            raise ValueError(f"override: expected a JSON object, got {type(override).__name__}.")
+        cfg = _merge(cfg, override)
     synthetic = args.synthetic
     if args.quick and not synthetic and not Path(cfg["data"]["train_dir"]).is_dir():
         print(f"--quick: {cfg['data']['train_dir']} not found, using synthetic images")

@@ -136,9 +136,20 @@ def _check_outputs(out: Path, cfg: dict) -> dict:
 
 
 def test_quick_run_synthetic(tmp_path):
-    assert main(["--config", str(CONFIG), "--quick", "--synthetic", "--output-dir", str(tmp_path)]) == 0
-    results = _check_outputs(tmp_path, load_config(CONFIG, quick=True))
+    override = {"output": {"name": "smoke"}, "train": {"max_seconds_per_model": None}}
+    args = ["--config", str(CONFIG), "--quick", "--synthetic", "--output-dir", str(tmp_path), "--override", json.dumps(override)]
+    assert main(args) == 0
+    cfg = load_config(CONFIG, quick=True)
+    cfg["output"]["name"] = "smoke"
+    results = _check_outputs(tmp_path, cfg)
     assert results["data"]["source"].startswith("synthetic")
+    assert results["settings"]["train"]["max_seconds_per_model"] is None
+
+
+@pytest.mark.parametrize("override", ["[1, 2]", "{not json"])
+def test_bad_override(override, tmp_path):
+    with pytest.raises(ValueError, match="override"):
+        main(["--config", str(CONFIG), "--quick", "--synthetic", "--output-dir", str(tmp_path), "--override", override])
 
 
 @pytest.mark.skipif(not (BSDS / "train").is_dir(), reason="../shared/data/bsds300 is absent")
