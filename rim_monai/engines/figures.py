@@ -71,7 +71,7 @@ def load_reference(spec: str, shape: Sequence[int], clip_min: float | None = -10
 def comparison_figure(
     rows: Sequence[tuple[np.ndarray, Mapping[str, np.ndarray]]],
     path: str | os.PathLike,
-    window: tuple[float, float] = (-160.0, 240.0),
+    window: tuple[float, float] | Sequence[tuple[float, float]] = (-160.0, 240.0),
     row_labels: Sequence[str] | None = None,
     dpi: int = 110,
 ) -> Path:
@@ -80,7 +80,7 @@ def comparison_figure(
     Args:
         rows: ``(reference (H, W), {name: image (H, W)})`` per row (same names in every row).
         path: the PNG file (written atomically).
-        window: grey-level window ``(low, high)`` (HU for CT).
+        window: grey-level window ``(low, high)`` (HU for CT), or one per row.
         row_labels: text left of each row.
         dpi: resolution.
 
@@ -98,6 +98,9 @@ def comparison_figure(
     if not rows:
         raise ValueError("rows: expected at least one (reference, images) row, got none.")
     ncols = 1 + max(len(images) for _, images in rows)
+    windows = [tuple(window)] * len(rows) if np.ndim(window) == 1 else [tuple(w) for w in window]
+    if len(windows) != len(rows):
+        raise ValueError(f"window: expected one (low, high) or one per row ({len(rows)}), got {len(windows)}.")
     fig, axes = plt.subplots(len(rows), ncols, figsize=(2.6 * ncols, 2.8 * len(rows)), squeeze=False)
     for r, (reference, images) in enumerate(rows):
         ref_t = torch.as_tensor(np.asarray(reference, dtype=np.float64))[None, None]
@@ -112,7 +115,7 @@ def comparison_figure(
             ax.axis("off")
             if c < len(panels):
                 name, image, score = panels[c]
-                ax.imshow(np.asarray(image), cmap="gray", vmin=window[0], vmax=window[1])
+                ax.imshow(np.asarray(image), cmap="gray", vmin=windows[r][0], vmax=windows[r][1])
                 ax.set_title(f"{name}\n{score}" if score else name, fontsize=9)
         if row_labels is not None:
             axes[r][0].text(-0.05, 0.5, row_labels[r], rotation=90, va="center", ha="right",
@@ -131,7 +134,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--row", nargs="+", action="append", required=True, metavar="ITEM",
                         help="REFERENCE NAME=PATH[:SLICE] ... (repeat for more rows)")
     parser.add_argument("--label", action="append", default=None, help="row label (one per --row)")
-    parser.add_argument("--window", nargs=2, type=float, default=(-160.0, 240.0), help="grey-level window")
+    parser.add_argument("--window", nargs=2, type=float, action="append", default=None,
+                        help="grey-level window LOW HIGH (once, or once per --row; default -160 240)")
     parser.add_argument("--clip_min", type=float, default=-1000.0, help="raise reference values below this")
     args = parser.parse_args(argv)
     rows = []
@@ -143,7 +147,9 @@ def main(argv: list[str] | None = None) -> None:
             images[name] = load_slice(path, int(index) if index else 0)
         shape = next(iter(images.values())).shape
         rows.append((load_reference(spec[0], shape, args.clip_min), images))
-    print(comparison_figure(rows, args.out, tuple(args.window), args.label))
+    windows = args.window or [(-160.0, 240.0)]
+    windows = windows * len(rows) if len(windows) == 1 else windows
+    print(comparison_figure(rows, args.out, windows, args.label))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
-from rim_monai.classical import fbp
+from rim_monai.classical import default_weight_scale, fbp, tv_pdhg
 from rim_monai.data import AttenuationToHU, DataFileError, MU_WATER, SliceDataset
 from rim_monai.data.ct_datasets import (
     CTProtocol,
@@ -23,6 +23,7 @@ from rim_monai.data.ct_datasets import (
     ct_reconstruction_dataset,
     ct_training_dataset,
     phantom_to_hu,
+    scaled_tv,
     sinogram_files,
 )
 from rim_monai.data.samples import make_ct_sample
@@ -81,6 +82,19 @@ def test_hounsfield_baseline_converts_fbp(operator):
     torch.testing.assert_close(HounsfieldBaseline(fbp, hounsfield=False)(y, operator), plain)
     with pytest.raises(ValueError, match="method"):
         HounsfieldBaseline("fbp")
+
+
+def test_scaled_tv_is_tv_pdhg_with_the_scaled_default_weight(operator):
+    image = torch.full((1, 1, *SHAPE), 0.0)
+    image[..., 8:24, 10:20] = MU_WATER
+    y = operator(image)
+    lam = 0.3 * default_weight_scale(y, operator)
+    x0 = operator.fbp(y, filter="hann").clamp_min(0.0)
+    torch.testing.assert_close(scaled_tv(y, operator, 0.3, iterations=20), tv_pdhg(y, operator, lam=lam, iterations=20, x0=x0))
+    torch.testing.assert_close(scaled_tv(y, operator, 0.3, warm_start=False, iterations=20),
+                               tv_pdhg(y, operator, lam=lam, iterations=20))
+    with pytest.raises(ValueError, match="weight"):
+        scaled_tv(y, operator, -1.0)
 
 
 def test_fit_to_grid_resamples_and_keeps_world_coordinates(tmp_path):
