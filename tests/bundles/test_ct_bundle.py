@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -119,6 +120,45 @@ def test_evaluate_prints_baselines_beside_the_network(trained, tmp_path):
     assert all(np.isfinite(float(r["psnr"])) for r in rows)
     assert (out / "head_tv.nii.gz").is_file() and (out / "ellipses_seed2_001_fbp.nii.gz").is_file()
 
+
+
+def _adapt(checkpoint: Path, tmp_path: Path, **overrides) -> tuple[dict, Path]:
+    """Run inference.json + adapt.json on a tiny 2-slice scan; returns (report, adapted weights)."""
+    data = tmp_path / "scans"
+    data.mkdir()
+    make_ct_sample(data / "head.nii.gz", shape=(32, 32), slices=2)
+    out, adapted = tmp_path / "adapt", tmp_path / "model_adapted.pt"
+    workflow = ConfigWorkflow(
+        config_file=[str(CONFIGS / "inference.json"), str(CONFIGS / "adapt.json")], workflow_type="infer",
+        dataset_dir=str(data), output_dir=str(out), ckpt_path=str(checkpoint), adapted_ckpt_path=str(adapted),
+        **{**TINY, "num_angles": 6, "adapt#steps": 2, **overrides},
+    )
+    workflow.initialize()
+    workflow.run()
+    assert (out / "adapt_data_term.png").is_file()
+    return json.loads((out / "adapt_report.json").read_text()), adapted
+
+
+def test_adapt_writes_new_weights_and_leaves_the_trained_ones(trained, tmp_path):
+    _, checkpoint = trained
+    before = checkpoint.read_bytes()
+    report, adapted = _adapt(checkpoint, tmp_path)
+    assert report["method"] == "R&R" and report["num_samples"] == 2 and "'per_image'" in report["metric_protocol"]
+    assert np.isfinite(report["psnr_before"]) and np.isfinite(report["psnr_after"])
+    assert adapted.is_file() and checkpoint.read_bytes() == before
+    state = torch.load(adapted, map_location="cpu")
+    assert state.keys() == torch.load(checkpoint, map_location="cpu").keys()
+
+
+def test_adapt_estimates_a_simulated_detector_shift(trained, tmp_path):
+    """R&R+ (estimate_shift): the search moves the operator's detector shift towards the one the data were made with."""
+    _, checkpoint = trained
+    report, adapted = _adapt(checkpoint, tmp_path, simulated_detector_shift=1.5,
+                             **{"adapt#estimate_shift": True, "adapt#search_rounds": 1, "adapt#shift_tol": 0.1})
+    assert report["method"] == "R&R+" and adapted.is_file()
+    assert report["parameters_before"]["detector_shift"] == 0.0
+    assert abs(report["parameters_final"]["detector_shift"] - 1.5) < 0.5
+    assert report["data_term_after"] < report["data_term_before"]
 
 @pytest.mark.parametrize("geometry", ["parallel", "fan"])
 def test_network_contract_with_the_shipped_protocol(geometry):
