@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -16,6 +13,7 @@ import pytest
 import torch
 from monai.bundle import ConfigParser, ConfigWorkflow, verify_metadata
 
+from tests.bundles.helpers import run_bundle, shipped_network
 from rim_monai.data.samples import make_ct_sample
 
 REPO = Path(__file__).resolve().parents[2]
@@ -184,26 +182,14 @@ def test_network_contract_with_the_shipped_protocol(geometry):
 
 
 def test_shipped_model_loads_into_network_def():
-    checkpoint = BUNDLE / "models" / "model.pt"
-    if not checkpoint.is_file():
-        pytest.skip("models/model.pt has not been trained yet")
-    parser = ConfigParser()
-    parser.read_config(str(CONFIGS / "inference.json"))
-    net = parser.get_parsed_content("network_def")
-    net.load_state_dict(torch.load(checkpoint, map_location="cpu"))
-    assert checkpoint.stat().st_size < 25 * 2**20
+    shipped_network(BUNDLE)
 
 
 @pytest.mark.slow
 def test_readme_inference_command_runs_on_the_shipped_input(tmp_path):
-    if not (BUNDLE / "models" / "model.pt").is_file():
-        pytest.skip("models/model.pt has not been trained yet")
+    shipped_network(BUNDLE)
     out = tmp_path / "outputs"
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(CONFIGS / "inference.json"),
-           "--output_dir", str(out)]
-    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run_bundle([CONFIGS / "inference.json"], "--output_dir", str(out))
     recon = nib.load(str(out / "phantom_ct_recon.nii.gz"))
     assert recon.shape == (256, 256, 2)
     np.testing.assert_allclose(recon.affine, nib.load(str(BUNDLE / "sample" / "phantom_ct.nii.gz")).affine)
@@ -219,11 +205,6 @@ def test_torchrun_two_process_gloo_training(tmp_path):
         "--train_files", "[]", "--epoch_length", "4", "--epochs", "1", "--val_phantoms", "1", "--batch_size", "1",
         "--ckpt_dir", str(tmp_path / "models"), "--run_dir", str(tmp_path / "runs"),
     ]
-    configs = f"['{CONFIGS / 'train.json'}','{CONFIGS / 'multi_gpu_train.json'}']"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "monai.bundle", "run", "--config_file", configs, *overrides]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run_bundle([CONFIGS / "train.json", CONFIGS / "multi_gpu_train.json"], *overrides, processes=2)
     assert (tmp_path / "models" / "model.pt").is_file()
     assert (tmp_path / "runs" / "checkpoint_final.pt").is_file()
