@@ -9,3 +9,15 @@ from rim_monai.classical.landweber import landweber
 from rim_monai.classical.tv import DEFAULT_TV_WEIGHT, default_weight_scale, gradient2d, gradient2d_adjoint, tv_pdhg
 
 # -- further classical modules register their public names below (one import line each) --
+
+__all__ = [
+    "cg_normal",
+    "fbp",
+    "zero_filled",
+    "landweber",
+    "DEFAULT_TV_WEIGHT",
+    "default_weight_scale",
+    "gradient2d",
+    "gradient2d_adjoint",
+    "tv_pdhg",
+]

@@ -202,7 +202,7 @@ def tv_pdhg(
             raise ValueError("operator: its norm is zero, so the primal-dual step sizes are undefined.")
         s = norm / _GRAD_NORM
         tau = sigma = 0.99 / (math.sqrt(2.0) * norm)
-        tau_x, sigma_x, s_x = expand(tau, nd), expand(sigma, nd), expand(s, nd)
+        tau_x, s_x = expand(tau, nd), expand(s, nd)
         sigma_y = sigma.reshape(batch + (1,) * (y.ndim - len(batch)))
         sigma_g, s_g = expand(sigma, nd + 1), expand(s, nd + 1)
         radius = expand(lam_t / s, nd + 1)

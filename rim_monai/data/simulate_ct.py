@@ -15,11 +15,9 @@ on a grid ``upsample`` times finer covering the same field of view, with the sam
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.config import KeysCollection

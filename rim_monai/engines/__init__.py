@@ -7,3 +7,14 @@ from rim_monai.engines.metrics import ImageQualityMetric
 from rim_monai.engines.prepare_batch import MaskedFourierFromBatch, PrepareMeasurementBatch, plain_tensor
 
 # -- further engine modules register their public names below (one import line each) --
+
+__all__ = [
+    "find_bundle_root",
+    "ReconstructionSaver",
+    "format_table",
+    "MultiStepLoss",
+    "ImageQualityMetric",
+    "MaskedFourierFromBatch",
+    "PrepareMeasurementBatch",
+    "plain_tensor",
+]

@@ -7,3 +7,14 @@ from rim_monai.metrics.ssim import ssim, ssim_map
 from rim_monai.metrics.utils import PROTOCOLS, data_range_for, shave_border
 
 # -- further metric modules register their public names below (one import line each) --
+
+__all__ = [
+    "rgb_to_y",
+    "nmse",
+    "psnr",
+    "ssim",
+    "ssim_map",
+    "PROTOCOLS",
+    "data_range_for",
+    "shave_border",
+]

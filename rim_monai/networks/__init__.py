@@ -9,3 +9,18 @@ from rim_monai.networks.primal_dual import LearnedPrimalDual, fold_measurements,
 from rim_monai.networks.rim import RIM
 
 # -- further network modules register their public names below (one import line each) --
+
+__all__ = [
+    "ConvGRUCell",
+    "ConvStack",
+    "DeepEquilibrium",
+    "anderson",
+    "FBPConvNet",
+    "LearnedGradientDescent",
+    "ScaleEquivariant",
+    "scale_statistic",
+    "LearnedPrimalDual",
+    "fold_measurements",
+    "unfold_measurements",
+    "RIM",
+]

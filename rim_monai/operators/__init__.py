@@ -15,3 +15,36 @@ from rim_monai.operators.masks import center_fraction_for, equispaced_mask, pois
 from rim_monai.operators.coils import birdcage_maps, calibration_shape, estimate_sensitivities
 from rim_monai.operators.imaging import Blur, Downsample, RandomProjection, gaussian_kernel, imresize_matrix
 from rim_monai.operators.base import all_finite
+
+__all__ = [
+    "AdjointOperator",
+    "LinearOperator",
+    "check_tensor",
+    "Identity",
+    "GaussianLikelihood",
+    "OdlOperator",
+    "from_odl",
+    "FBP_FILTERS",
+    "RayTransform",
+    "fbp_filter",
+    "MaskedFourier",
+    "channels_to_complex",
+    "coil_combine",
+    "complex_to_channels",
+    "fft2c",
+    "ifft2c",
+    "rss",
+    "center_fraction_for",
+    "equispaced_mask",
+    "poisson_disc_mask",
+    "random_mask",
+    "birdcage_maps",
+    "calibration_shape",
+    "estimate_sensitivities",
+    "Blur",
+    "Downsample",
+    "RandomProjection",
+    "gaussian_kernel",
+    "imresize_matrix",
+    "all_finite",
+]

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import torch
 
-from rim_monai.operators.fourier import fft2c, ifft2c, rss
+from rim_monai.operators.fourier import ifft2c, rss
 
 __all__ = ["birdcage_maps", "calibration_shape", "estimate_sensitivities"]
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from rim_monai.classical import DEFAULT_TV_WEIGHT, default_weight_scale, fbp, gradient2d, gradient2d_adjoint, tv_pdhg
+from rim_monai.classical import default_weight_scale, fbp, gradient2d, gradient2d_adjoint, tv_pdhg
 from rim_monai.classical import zero_filled
 from rim_monai.operators import Identity
 from tests.classical.helpers import Convolution, DenseMatrix, random_tensor, squares_phantom

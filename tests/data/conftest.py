@@ -61,7 +61,7 @@ def write_nifti(path: Path, shape=(6, 7, 5), seed: int = 0, empty_slices=(0,)) -
 
 def write_dicom(path: Path, pixels: np.ndarray | None = None, syntax: str | None = None, encapsulated: bool = False) -> None:
     """A tiny CT slice (pydicom can write one); ``syntax`` overrides the transfer syntax UID."""
-    pydicom = pytest.importorskip("pydicom")
+    pytest.importorskip("pydicom")
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.encaps import encapsulate
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid

@@ -9,7 +9,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from monai.data import MetaTensor
 
 from rim_monai.classical import default_weight_scale, fbp, tv_pdhg
 from rim_monai.data import AttenuationToHU, DataFileError, MU_WATER, SliceDataset
