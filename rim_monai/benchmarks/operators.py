@@ -33,6 +33,8 @@ from typing import Any
 
 import torch
 
+from rim_monai.machine import cpu_model
+
 __all__ = ["time_it", "bench_ct", "bench_mri", "machine_info", "main"]
 
 
@@ -51,14 +53,7 @@ def time_it(fn: Callable[[], Any], min_time: float = 0.5, min_repeats: int = 3, 
 
 def machine_info() -> dict[str, Any]:
     """CPU model, core count, torch threads and library versions."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     info: dict[str, Any] = {
         "cpu": cpu,
         "cores": os.cpu_count(),

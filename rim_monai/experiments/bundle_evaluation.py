@@ -16,7 +16,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -27,6 +26,7 @@ from monai.bundle import ConfigWorkflow
 
 from rim_monai.data.file_utils import atomic_write
 from rim_monai.engines.handlers import ReconstructionSaver, format_table
+from rim_monai.machine import cpu_model
 
 __all__ = ["evaluate_settings", "summarise", "main"]
 
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
         raise ValueError(f"settings: expected a JSON list of {{'name', 'overrides'}} objects in {args.settings}.")
     rows = evaluate_settings(args.bundle, settings, args.out)
     table = summarise(rows)
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+    machine = f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}"
     markdown = format_table(table, ["setting", "method", "files", "psnr", "ssim", "nmse", "seconds_per_slice"])
     out = Path(args.out)
     with atomic_write(out / "evaluation.md", overwrite=True) as tmp:

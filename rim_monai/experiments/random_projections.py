@@ -52,6 +52,7 @@ import torch
 
 from rim_monai.classical import cg_normal
 from rim_monai.engines import MultiStepLoss
+from rim_monai.machine import cpu_model
 from rim_monai.metrics import psnr
 from rim_monai.networks import RIM
 from rim_monai.operators import LinearOperator, RandomProjection
@@ -538,14 +539,7 @@ def _summary(values: np.ndarray) -> dict[str, float]:
 
 
 def _machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {
         "cpu": cpu,
