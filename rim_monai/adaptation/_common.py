@@ -63,6 +63,15 @@ def check_measurements(y: torch.Tensor, ops: Sequence[LinearOperator], name: str
         )
 
 
+
+def prepare_samples(measurements: Any, operator: Any) -> tuple[torch.Tensor, list[LinearOperator]]:
+    """Measurements stacked to ``(N, *range)`` on the operators' device, and the ``N`` operators (checked)."""
+    y_all = stack_samples(measurements, "measurements")
+    ops = operator_list(operator, y_all.shape[0])
+    y_all = y_all.to(ops[0].device)
+    check_measurements(y_all, ops)
+    return y_all, ops
+
 def check_positive(value: Any, name: str, integer: bool = False, allow_zero: bool = False) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if ok and integer:

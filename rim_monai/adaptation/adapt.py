@@ -140,12 +140,8 @@ def adapt(
             "(replace() would discard the learned parameters); estimate them in two adapt() calls."
         )
 
-    y_all = C.stack_samples(measurements, "measurements")
-    n = y_all.shape[0]
-    ops = C.operator_list(operator, n)
-    device = ops[0].device
-    y_all = y_all.to(device)
-    C.check_measurements(y_all, ops)
+    y_all, ops = C.prepare_samples(measurements, operator)
+    n, device = y_all.shape[0], ops[0].device
     C.check_weighting(noise_weighting, y_all)
     refs = None if references is None else C.stack_samples(references, "references").to(device)
     if refs is not None and refs.shape[0] != n:

@@ -129,12 +129,8 @@ def retrain_supervised(
     C.check_positive(lr, "lr")
     C.check_positive(batch_size, "batch_size", integer=True)
     C.check_protocol(metric_protocol)
-    y_all = C.stack_samples(measurements, "measurements")
-    n = y_all.shape[0]
-    ops = C.operator_list(operator, n)
-    device = ops[0].device
-    y_all = y_all.to(device)
-    C.check_measurements(y_all, ops)
+    y_all, ops = C.prepare_samples(measurements, operator)
+    n, device = y_all.shape[0], ops[0].device
     x_all = C.stack_samples(targets, "targets").to(device)
     if x_all.shape[0] != n:
         raise ValueError(f"targets: expected {n} samples (one per measurement), got {x_all.shape[0]}.")
