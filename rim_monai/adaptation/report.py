@@ -6,20 +6,13 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rim_monai.data.file_utils import atomic_write
+
 __all__ = ["AdaptationReport"]
-
-
-def _atomic_target(path: str | os.PathLike) -> tuple[Path, str]:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return path, tmp
 
 
 def _json_safe(value: Any) -> Any:
@@ -119,15 +112,9 @@ class AdaptationReport:
         Returns:
             The path written.
         """
-        path, tmp = _atomic_target(path)
-        try:
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(self.to_dict(), f, indent=2)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        return path
+        with atomic_write(path, overwrite=True) as tmp:
+            tmp.write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
+        return Path(path)
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> "AdaptationReport":
@@ -160,7 +147,7 @@ class AdaptationReport:
             import matplotlib.pyplot as plt
         except ImportError:
             raise ValueError(f"path: plotting {path} needs matplotlib (pip install matplotlib).") from None
-        path, tmp = _atomic_target(path)
+        path = Path(path)
         fig, ax = plt.subplots(figsize=(6, 4))
         try:
             if self.batch_loss:
@@ -181,10 +168,8 @@ class AdaptationReport:
             ax.set_title(title)
             ax.legend()
             fig.tight_layout()
-            fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
-            os.replace(tmp, path)
+            with atomic_write(path, overwrite=True) as tmp:
+                fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
         finally:
             plt.close(fig)
-            if os.path.exists(tmp):
-                os.remove(tmp)
         return path

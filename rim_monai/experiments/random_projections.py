@@ -51,6 +51,7 @@ import numpy as np
 import torch
 
 from rim_monai.classical import cg_normal
+from rim_monai.data.file_utils import atomic_write
 from rim_monai.engines import MultiStepLoss
 from rim_monai.machine import cpu_model
 from rim_monai.metrics import psnr
@@ -421,26 +422,12 @@ def tikhonov_baseline(
 
 # ---------------------------------------------------------------------------------------------------- outputs
 def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the permissions open() would
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(path, overwrite=True) as tmp:
+        write(str(tmp))
 
 
 def _write_text(path: Path, text: str) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-
-    _atomic_write(path, write)
+    _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def report_steps(train_steps: int) -> list[int]:

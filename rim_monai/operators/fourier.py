@@ -78,13 +78,7 @@ def fft2c(x: torch.Tensor) -> torch.Tensor:
         >>> torch.allclose(fft2c(x), torch.full((4, 4), 0.25, dtype=torch.complex64))
         True
     """
-    modulation = _checkerboard(x)
-    if modulation is not None:
-        inner, outer = modulation
-        return torch.fft.fft2(x * inner, dim=_DIMS, norm="ortho").mul_(outer)
-    x = torch.fft.ifftshift(x, dim=_DIMS)
-    x = torch.fft.fft2(x, dim=_DIMS, norm="ortho")
-    return torch.fft.fftshift(x, dim=_DIMS)
+    return _centred(torch.fft.fft2, x)
 
 
 def ifft2c(k: torch.Tensor) -> torch.Tensor:
@@ -99,13 +93,17 @@ def ifft2c(k: torch.Tensor) -> torch.Tensor:
     Returns:
         the image ``(..., H, W)``.
     """
-    modulation = _checkerboard(k)
+    return _centred(torch.fft.ifft2, k)
+
+
+def _centred(transform, x: torch.Tensor) -> torch.Tensor:
+    """``fftshift(transform(ifftshift(x)))`` of an orthonormal 2D ``transform`` over the last two dimensions, by the
+    checkerboard modulations where :func:`_checkerboard` provides them (no shifted copies)."""
+    modulation = _checkerboard(x)
     if modulation is not None:
         inner, outer = modulation
-        return torch.fft.ifft2(k * inner, dim=_DIMS, norm="ortho").mul_(outer)
-    k = torch.fft.ifftshift(k, dim=_DIMS)
-    k = torch.fft.ifft2(k, dim=_DIMS, norm="ortho")
-    return torch.fft.fftshift(k, dim=_DIMS)
+        return transform(x * inner, dim=_DIMS, norm="ortho").mul_(outer)
+    return torch.fft.fftshift(transform(torch.fft.ifftshift(x, dim=_DIMS), dim=_DIMS, norm="ortho"), dim=_DIMS)
 
 
 def complex_to_channels(x: torch.Tensor) -> torch.Tensor:

@@ -29,6 +29,15 @@ def run_bundle(configs: list[Path], *overrides: str, processes: int = 1, timeout
     return result.stdout
 
 
+def assert_scale_equivariant(net: torch.nn.Module, y: torch.Tensor, operator) -> torch.Tensor:
+    """``net(1e3 y, A) == 1e3 net(y, A)`` (GUIDE §2); returns ``net(y, A)``."""
+    with torch.no_grad():
+        x = net(y, operator)
+        x_scaled = net(1e3 * y, operator)
+    torch.testing.assert_close(x_scaled, 1e3 * x, rtol=1e-4, atol=1e-4 * float(x_scaled.abs().max()))
+    return x
+
+
 def shipped_network(bundle: Path) -> torch.nn.Module:
     """``network_def`` of ``bundle``'s inference.json with ``models/model.pt`` loaded (skips when not trained yet)."""
     checkpoint = bundle / "models" / "model.pt"
