@@ -5,12 +5,29 @@ import json
 import pytest
 import torch
 
-from rim_monai.experiments.adaptation_evidence import CASES, evaluate, run_case, write_results
+from rim_monai.experiments.adaptation_evidence import (
+    CASES,
+    DATA,
+    evaluate,
+    gap_recovered,
+    run_case,
+    write_results,
+)
 
 
 def test_cases_cover_the_issue_drifts():
-    assert set(CASES) == {"ct_views", "ct_shift", "mri_equispaced8"}
-    assert CASES["ct_shift"]["shift_bins"] == 1.5
+    assert set(CASES) == {"ct_views", "ct_arc", "ct_fan", "ct_shift", "ct_angle", "mri_equispaced8", "mri_poisson12",
+                          "mri_coils4"}
+    assert CASES["ct_shift"]["unknown"]["parameter"] == "detector_shift"
+    assert CASES["ct_angle"]["unknown"]["unit"] == "degrees"
+    assert {CASES[c]["bundle"] for c in CASES} == {"ct_lpd_recon", "mri_rim_recon"}
+
+
+def test_gap_recovered_is_the_fraction_of_the_psnr_gap():
+    assert gap_recovered(27.0, 25.0, 29.0) == pytest.approx(0.5)
+    assert gap_recovered(25.0, 25.0, 29.0) == 0.0
+    assert gap_recovered(30.0, 25.0, 29.0) == pytest.approx(1.25)
+    assert gap_recovered(26.0, 25.0, 25.0) is None  # no gap to recover
 
 
 def test_unknown_case_raises():
@@ -31,10 +48,24 @@ def test_evaluate_orders_noise_levels(dtype):
 def test_write_results_atomic_json_and_table(tmp_path):
     record = {"case": "ct_shift", "description": "d", "num_samples": 2, "metric_protocol": "per_image",
               "settings": {"steps": 1}, "machine": "m", "total_wall_s": 1.0,
-              "methods": {"swapped_A1": {"psnr": 30.0, "ssim": 0.8, "wall_s": 1.0}},
-              "true_shift_bins": 1.5, "estimated_shift_bins": 1.52, "shift_error_bins": 0.02}
+              "methods": {"oracle_A1": {"psnr": 30.0, "ssim": 0.8, "wall_s": 1.0, "gap_recovered": 1.0},
+                          "no_adaptation_A0": {"psnr": 25.0, "ssim": 0.6, "wall_s": 1.0, "gap_recovered": 0.0}},
+              "unknown_parameter": "detector_shift", "unit": "bins", "true_value": 1.5,
+              "estimated_value": {"joint": 1.52}, "error": {"joint": 0.02}}
     js, md = write_results(record, tmp_path / "out")
     assert json.loads(js.read_text()) == record
     text = md.read_text()
-    assert "| swapped_A1 | 30.00 | 0.800 | 1.0 |" in text and "1.520 bins" in text
+    assert "| oracle_A1 | 30.00 | 0.800 | 100 % | 1.0 |" in text and "| no_adaptation_A0 | 25.00 | 0.600 | 0 % |" in text
+    assert "(joint) estimated detector_shift: 1.520 bins" in text
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ct_shift.json", "ct_shift.md"]
+
+
+@pytest.mark.skipif(not (DATA / "ct" / "dicom" / "WG04" / "CT2_UNC.dcm").is_file(), reason="../shared/data is absent")
+def test_run_case_end_to_end_with_the_retrained_reference(tmp_path):
+    """A tiny ct_views run: every method is scored, the gap is computed, the figures are written."""
+    result = run_case("ct_views", steps=1, num_samples=2, phantoms=1, batch_size=2, retrain_steps=1,
+                      retrain_samples=2, figures=tmp_path)
+    assert set(result["methods"]) == {"fbp_A1", "swapped_A1", "rr_A1", "retrained_A1"}
+    assert result["methods"]["swapped_A1"]["gap_recovered"] in (0.0, None)
+    assert result["methods"]["retrained_A1"]["training_pairs"] == 2
+    assert {p.name for p in tmp_path.iterdir()} == {"ct_views_reconstructions.png", "ct_views_rr_data_term.png"}
