@@ -1,4 +1,4 @@
-"""Data layer: readers (NIfTI, fastMRI / generic HDF5, DICOM, BART), simulators, phantoms and writers.
+"""Data layer: readers (NIfTI, fastMRI / generic HDF5, DICOM, BART, HTC 2022), simulators, phantoms and writers.
 
 Everything is a MONAI (dictionary) transform or dataset; see ``docs/data.md`` for the dict keys and examples.
 """
@@ -16,6 +16,7 @@ from rim_monai.data.fastmri import (
     read_fastmri,
     write_fastmri_reconstruction,
 )
+from rim_monai.data.htc import bin_detectors, htc2022_operator, read_htc2022
 from rim_monai.data.hdf5 import HDF5SliceDataset, LoDoPaBDataset, lodopab_files, read_hdf5
 from rim_monai.data.intensity import (
     MU_WATER,
@@ -47,6 +48,9 @@ from rim_monai.data.samples import make_mri_sample, write_fastmri_kspace
 from rim_monai.data.ct_datasets import CTProtocol, ct_reconstruction_dataset, ct_training_dataset
 
 __all__ = [
+    "read_htc2022",
+    "htc2022_operator",
+    "bin_detectors",
     "DataFileError",
     "atomic_write",
     "bart_to_channel_first",
