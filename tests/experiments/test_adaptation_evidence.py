@@ -69,3 +69,20 @@ def test_run_case_end_to_end_with_the_retrained_reference(tmp_path):
     assert result["methods"]["swapped_A1"]["gap_recovered"] in (0.0, None)
     assert result["methods"]["retrained_A1"]["training_pairs"] == 2
     assert {p.name for p in tmp_path.iterdir()} == {"ct_views_reconstructions.png", "ct_views_rr_data_term.png"}
+
+
+def test_summary_tabulates_the_case_results(tmp_path):
+    from rim_monai.experiments.adaptation_evidence import summarize
+
+    with pytest.raises(ValueError, match="out"):
+        summarize(tmp_path)
+    record = {"case": "ct_views", "description": "d", "num_samples": 8, "metric_protocol": "per_image",
+              "settings": {}, "machine": "m", "total_wall_s": 1.0,
+              "methods": {"fbp_A1": {"psnr": 23.0, "ssim": 0.2, "wall_s": 0.1},
+                          "swapped_A1": {"psnr": 27.0, "ssim": 0.5, "wall_s": 1.0, "gap_recovered": 0.0},
+                          "rr_A1": {"psnr": 28.0, "ssim": 0.55, "wall_s": 120.0, "gap_recovered": 0.5},
+                          "retrained_A1": {"psnr": 29.0, "ssim": 0.6, "wall_s": 300.0, "gap_recovered": 1.0}}}
+    write_results(record, tmp_path)
+    text = summarize(tmp_path).read_text()
+    assert ("| ct_views | fbp 23.00 / 0.200 | swapped 27.00 / 0.500 | 28.00 / 0.550 | 29.00 / 0.600 | 50 % | 120 | 8 |"
+            in text)
