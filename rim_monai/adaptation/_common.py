@@ -192,25 +192,33 @@ def _local_psnr(pred: torch.Tensor, ref: torch.Tensor) -> float:
 
 def image_quality(
     pred: torch.Tensor, ref: torch.Tensor, protocol: str = "per_image", name: str = "references"
-) -> tuple[float, float | None, str]:
+) -> tuple[float | None, float | None, str]:
     """Mean PSNR (dB) and SSIM over the samples, and a sentence saying how they were computed.
 
     Complex images are compared by magnitude. PSNR and SSIM are :func:`rim_monai.metrics.psnr` /
     :func:`rim_monai.metrics.ssim` with the given ``protocol`` (``"per_image"``: data range max - min of each
     reference; ``"volume"``: max of each reference volume; 7x7 uniform SSIM window); SSIM is ``None`` where it is not
     defined (images smaller than the window). Without :mod:`rim_monai.metrics`, PSNR uses the per-image data range
-    and SSIM is ``None``.
+    and SSIM is ``None``. Reference samples without a data range (e.g. a background patch of zeros) have no PSNR:
+    they are left out of the mean and the sentence says how many; with none left both values are ``None``.
     """
     pred = pred.detach().abs() if pred.is_complex() else pred.detach()
     ref = ref.detach().abs() if ref.is_complex() else ref.detach()
     if pred.shape != ref.shape:
         raise ValueError(f"{name}: expected the shape of the reconstructions {tuple(pred.shape)}, got {tuple(ref.shape)}.")
     pred, ref = pred.double().cpu(), ref.double().cpu()
+    flat = ref.reshape(ref.shape[0], -1)
+    scored = flat.amax(dim=1) - (0.0 if protocol == "volume" else flat.amin(dim=1)) > 0
+    left_out = "" if bool(scored.all()) else f"; {int((~scored).sum())} reference sample(s) without a data range left out"
+    if not bool(scored.any()):
+        return None, None, f"no reference sample has a data range under protocol {protocol!r}{left_out}"
+    pred, ref = pred[scored], ref[scored]
     try:
         from rim_monai.metrics import psnr, ssim
     except ImportError:  # the metrics layer is optional for adaptation
-        return _local_psnr(pred, ref), None, "PSNR with data range = max - min of each reference (magnitude); no SSIM"
-    described = f"rim_monai.metrics psnr/ssim, protocol {protocol!r} (magnitude for complex images)"
+        return (_local_psnr(pred, ref), None,
+                f"PSNR with data range = max - min of each reference (magnitude); no SSIM{left_out}")
+    described = f"rim_monai.metrics psnr/ssim, protocol {protocol!r} (magnitude for complex images){left_out}"
     psnr_value = float(psnr(pred, ref, protocol=protocol))
     try:
         ssim_value: float | None = float(ssim(pred, ref, protocol=protocol))

@@ -39,6 +39,21 @@ def test_retrain_supervised_fits_the_pairs_and_leaves_the_input_alone():
         assert torch.equal(value, before[key])
 
 
+@pytest.mark.parametrize("protocol", ["volume", "per_image"])
+def test_retrain_scores_without_the_empty_reference_samples(protocol):
+    """A training patch of zeros (background) has no PSNR: it is left out of the report's mean, not an error."""
+    a1 = GaussBlur(sigma=1.5)
+    x = phantoms(4, seed=5)
+    x[1] = 0.0
+    _, report = retrain_supervised(TinyNet(seed=2), a1, a1(x), x, steps=2, lr=1e-3, batch_size=2,
+                                   metric_protocol=protocol, progress=False)
+    assert report.psnr_before is not None and report.psnr_after is not None
+    assert "1 reference sample(s) without a data range left out" in report.metric_protocol
+    _, empty = retrain_supervised(TinyNet(seed=2), a1, a1(x[1:2]), x[1:2], steps=1, progress=False,
+                                  metric_protocol=protocol)
+    assert empty.psnr_before is None and empty.ssim_after is None
+
+
 def test_retrain_from_scratch_reinitialises():
     a1 = GaussBlur(sigma=1.5)
     x = phantoms(4, seed=6)
