@@ -56,7 +56,7 @@ from rim_monai.data.file_utils import atomic_write
 from rim_monai.machine import cpu_model
 
 __all__ = ["CASES", "run_case", "evaluate", "gap_recovered", "training_pairs", "reconstruction_figure", "write_results",
-           "summarize", "main"]
+           "summarize", "data_term_levels", "main"]
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data"
@@ -224,6 +224,30 @@ def training_pairs(case: str, count: int, operator: Any, device: torch.device, s
                        "coils": over.get("coils", 8)})
     return _samples(parser.get_parsed_content("train#dataset"), parser.get_parsed_content("train#prepare_batch"),
                     count, device)
+
+
+def data_term_levels(case: str, num_samples: int = 8, phantoms: int = 7, device: str = "cpu") -> dict[str, Any]:
+    r"""Where the data term of ``case``'s test samples stands: θ₀, the reference images, and the noise.
+
+    Returns the means over the samples of :math:`\|A_1 x - y\|^2` for ``x`` = θ₀'s reconstruction (swapped
+    operator) and ``x`` = the reference image, and for CT the expected noise energy of log-transformed Poisson data,
+    :math:`\sum_j e^{y_j} / I_0` (the variance of :math:`-\log(n / I_0)` is about :math:`e^{y} / I_0`; the bundle's
+    ``photons`` is :math:`I_0`), which needs the measurements only. R&R that drives the data term below the noise
+    energy is fitting the noise (Morozov's discrepancy principle).
+    """
+    from rim_monai.adaptation.losses import data_consistency
+
+    parser, net, ys, refs, ops = _load(case, num_samples, phantoms, torch.device(device))
+    with torch.no_grad():
+        recon = _reconstruct(net, ys, ops)
+        d_net = [float(data_consistency(x[None], op, y[None])) for x, y, op in zip(recon, ys, ops)]
+        d_ref = [float(data_consistency(x[None], op, y[None])) for x, y, op in zip(refs, ys, ops)]
+    levels = {"case": case, "num_samples": len(ys), "data_term_theta0": sum(d_net) / len(ys),
+              "data_term_reference": sum(d_ref) / len(ys)}
+    if CASES[case]["bundle"] == "ct_lpd_recon":
+        photons = float(parser.get_parsed_content("photons"))
+        levels["noise_energy_estimate"] = sum(float(torch.exp(y).sum()) / photons for y in ys) / len(ys)
+    return levels
 
 
 def _display(image: torch.Tensor, bundle: str):
@@ -453,7 +477,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--retrain-samples", type=int, default=40)
     p.add_argument("--retrain-lr", type=float, default=1e-4)
     p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--levels", action="store_true",
+                   help="only print the data term of θ₀, of the references and (CT) the noise energy estimate")
     a = p.parse_args(argv)
+    if a.levels:
+        levels = data_term_levels(a.case, a.num_samples, a.phantoms)
+        print(json.dumps(levels, indent=2))
+        return levels
     if a.case == "summary":
         path = summarize(a.out)
         print(path.read_text())

@@ -86,3 +86,14 @@ def test_summary_tabulates_the_case_results(tmp_path):
     text = summarize(tmp_path).read_text()
     assert ("| ct_views | fbp 23.00 / 0.200 | swapped 27.00 / 0.500 | 28.00 / 0.550 | 29.00 / 0.600 | 50 % | 120 | 8 |"
             in text)
+
+
+@pytest.mark.skipif(not (DATA / "ct" / "dicom" / "WG04" / "CT2_UNC.dcm").is_file(), reason="../shared/data is absent")
+def test_data_term_levels_put_the_references_at_the_noise_level():
+    """The reference images' data term is the noise energy; the measurement-only estimate agrees within 20 %."""
+    from rim_monai.experiments.adaptation_evidence import data_term_levels
+
+    levels = data_term_levels("ct_views", num_samples=2, phantoms=1)
+    assert levels["num_samples"] == 2
+    assert levels["noise_energy_estimate"] == pytest.approx(levels["data_term_reference"], rel=0.2)
+    assert levels["data_term_theta0"] > levels["data_term_reference"]
