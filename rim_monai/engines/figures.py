@@ -123,7 +123,7 @@ def comparison_figure(
     fig.tight_layout()
     path = Path(path)
     with atomic_write(path, overwrite=True) as tmp:
-        fig.savefig(str(tmp), dpi=dpi, format="png")
+        fig.savefig(str(tmp), dpi=dpi, format="png", bbox_inches="tight")
     plt.close(fig)
     return path
 

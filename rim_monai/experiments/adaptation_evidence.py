@@ -266,8 +266,19 @@ def reconstruction_figure(case: str, reference: torch.Tensor, images: dict[str, 
     bundle = CASES[case]["bundle"] if case in CASES else "ct_lpd_recon"
     ref = _display(reference, bundle)
     window = (-160.0, 240.0) if bundle == "ct_lpd_recon" else (0.0, float(ref.max()))
-    return comparison_figure([(ref, {k: _display(v, bundle) for k, v in images.items()})], path, window=window,
-                             row_labels=[case])
+    panels = {method_label(k): _display(v, bundle) for k, v in images.items()}
+    return comparison_figure([(ref, panels)], path, window=window, row_labels=[case])
+
+
+def method_label(key: str) -> str:
+    """A short figure label for a method key of the result record (``rr_plus_joint_unknown_x`` -> ``R&R+ joint``)."""
+    for prefix, label in (("rr_plus_frozen_theta", "R&R+, θ frozen"), ("rr_plus_joint", "R&R+ joint"),
+                          ("rr_A1", "R&R, A₁"), ("retrained_A1", "retrained on A₁"), ("swapped_A1", "θ₀, A₁ (swapped)"),
+                          ("oracle_A1", "θ₀, true A₁"), ("no_adaptation_A0", "θ₀, A₀ (no adaptation)"),
+                          ("fbp_A1", "FBP, A₁"), ("zero_filled_A1", "zero-filled, A₁")):
+        if key.startswith(prefix):
+            return label
+    return key
 
 
 def run_case(case: str, steps: int = 30, num_samples: int = 20, phantoms: int = 4, mu: float = 1e-3,
