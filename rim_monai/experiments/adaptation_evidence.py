@@ -284,7 +284,7 @@ def method_label(key: str) -> str:
 def run_case(case: str, steps: int = 30, num_samples: int = 20, phantoms: int = 4, mu: float = 1e-3,
              lr: float = 1e-4, batch_size: int = 2, search_rounds: int = 2, device: str = "cpu",
              retrain_steps: int = 0, retrain_samples: int = 40, retrain_lr: float = 1e-4, patience: int | None = None,
-             figures: str | os.PathLike | None = None) -> dict[str, Any]:
+             figures: str | os.PathLike | None = None, noise_weighting: bool = False) -> dict[str, Any]:
     """Measure every method of ``case``; returns the result record (see the module docstring).
 
     Args:
@@ -297,6 +297,8 @@ def run_case(case: str, steps: int = 30, num_samples: int = 20, phantoms: int = 
         retrain_steps: Adam steps of the ``retrained_A1`` reference (0: not run).
         retrain_samples, retrain_lr: its training pairs and learning rate (batch ``batch_size``).
         figures: a folder for ``<case>_reconstructions.png`` (sample 0) and ``<case>_rr_data_term.png``.
+        noise_weighting: CT only: weight the data term by :func:`~rim_monai.adaptation.transmission_weights`
+            (inverse Poisson variances of the log-transformed counts).
 
     Raises:
         ValueError: an unknown ``case``.
@@ -338,8 +340,13 @@ def run_case(case: str, steps: int = 30, num_samples: int = 20, phantoms: int = 
     score("oracle_A1" if a0 is not None else "swapped_A1", recon, t)
 
     y_all = torch.stack(ys)
+    weighting = None
+    if noise_weighting:
+        if spec["bundle"] != "ct_lpd_recon":
+            raise ValueError(f"noise_weighting: transmission weights are for CT cases, got {case!r}.")
+        from rim_monai.adaptation import transmission_weights as weighting
     common = dict(mu=mu, steps=steps, lr=lr, batch_size=batch_size, references=refs, metric_protocol=protocol,
-                  patience=patience, progress=False, seed=0)
+                  patience=patience, progress=False, seed=0, noise_weighting=weighting)
     extra: dict[str, Any] = {}
     if a0 is None:
         # (c) R&R with the known A₁, measurement-only
@@ -395,7 +402,7 @@ def run_case(case: str, steps: int = 30, num_samples: int = 20, phantoms: int = 
         "metric_protocol": protocol,
         "settings": {"steps": steps, "mu": mu, "lr": lr, "batch_size": batch_size, "phantoms": phantoms,
                      "search_rounds": search_rounds, "patience": patience, "retrain_steps": retrain_steps,
-                     "retrain_samples": retrain_samples, "retrain_lr": retrain_lr},
+                     "retrain_samples": retrain_samples, "retrain_lr": retrain_lr, "noise_weighting": noise_weighting},
         "setting_note": "R&R/R&R+ adapt on the same test measurements they are scored on, measurement-only "
         "(references only for scoring); retrained_A1 is fine-tuned with ground truth on separate training pairs.",
         "methods": methods,
@@ -488,6 +495,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--retrain-samples", type=int, default=40)
     p.add_argument("--retrain-lr", type=float, default=1e-4)
     p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--noise-weighting", action="store_true", help="CT: Poisson inverse-variance weights in the data term")
     p.add_argument("--levels", action="store_true",
                    help="only print the data term of θ₀, of the references and (CT) the noise energy estimate")
     a = p.parse_args(argv)
@@ -501,7 +509,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         return {"summary": str(path)}
     result = run_case(a.case, a.steps, a.num_samples, a.phantoms, a.mu, a.lr, a.batch_size, a.search_rounds,
                       retrain_steps=a.retrain_steps, retrain_samples=a.retrain_samples, retrain_lr=a.retrain_lr,
-                      patience=a.patience, figures=None if a.no_figures else a.out)
+                      patience=a.patience, figures=None if a.no_figures else a.out, noise_weighting=a.noise_weighting)
     js, md = write_results(result, a.out)
     print(md.read_text())
     return result
