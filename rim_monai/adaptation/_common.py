@@ -153,8 +153,13 @@ def evaluate(
     weighting: Any,
     batch_size: int,
     count: int | None = None,
+    outputs: list[torch.Tensor] | None = None,
 ) -> tuple[float, float]:
-    """Full data term (mean over samples) and relative residual ``sqrt(sum ||Af - y||^2 / sum ||y||^2)``."""
+    """Full data term (mean over samples) and relative residual ``sqrt(sum ||Af - y||^2 / sum ||y||^2)``.
+
+    With ``outputs`` (a list), the reconstructions are appended to it in sample order, so a caller can score them
+    without running the network a second time.
+    """
     n = y_all.shape[0] if count is None else min(count, y_all.shape[0])
     weighted = plain = norm = 0.0
     for idx in chunks(n, batch_size, y_all.device):
@@ -162,6 +167,8 @@ def evaluate(
         for op, sel in groups:
             y = y_all[sel]
             x = net_output(net, y, op)
+            if outputs is not None:
+                outputs.append(x)
             weighted += float(data_consistency(x, op, y, batch_weights(weighting, y_all, sel)).sum())
             plain += float(data_consistency(x, op, y).sum()) if weighting is not None else 0.0
             norm += float((y.abs() ** 2).sum())

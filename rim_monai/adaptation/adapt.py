@@ -93,7 +93,7 @@ def adapt(
         estimate: unknown operator parameters (R&R+): a :class:`~rim_monai.adaptation.ParameterEstimator`, one
             parameter or a list of them; ``None`` for R&R with a known operator.
         references: optional ground truth ``(N, *)`` (same forms as ``measurements``), used only to report PSNR/SSIM
-            before and after, never in the optimisation.
+            before, after and at every evaluation (``report.psnr`` / ``report.ssim``), never in the optimisation.
         metric_protocol: data-range protocol of :func:`rim_monai.metrics.psnr` / ``ssim``: ``"per_image"`` (CT,
             max - min of each reference), ``"volume"`` (fastMRI, max of each reference volume) or ``"8bit"``.
         noise_weighting: optional weights :math:`W` of the data term: a tensor broadcastable to the measurements
@@ -185,7 +185,12 @@ def adapt(
     best: dict[str, Any] = {"value": math.inf, "step": 0}
 
     def record(step: int) -> float:
-        value, rel = C.evaluate(adapted, ops, y_all, noise_weighting, batch_size)
+        outputs: list[torch.Tensor] | None = None if refs is None else []
+        value, rel = C.evaluate(adapted, ops, y_all, noise_weighting, batch_size, outputs=outputs)
+        if outputs is not None:
+            psnr_value, ssim_value, report.metric_protocol = C.image_quality(torch.cat(outputs), refs, metric_protocol)
+            report.psnr.append(psnr_value)
+            report.ssim.append(ssim_value)
         report.eval_steps.append(step)
         report.data_term.append(value)
         report.penalty.append(penalty_value())
@@ -201,9 +206,7 @@ def adapt(
     report.relative_residual_before = best["rel"]
     report.parameters_before = param_values()
     if refs is not None:
-        report.psnr_before, report.ssim_before, report.metric_protocol = C.image_quality(
-            C.reconstruct(adapted, ops, y_all, batch_size), refs, metric_protocol
-        )
+        report.psnr_before, report.ssim_before = report.psnr[0], report.ssim[0]
 
     # ---------------------------------------------------------------- re-estimated parameters, then the optimiser
     if estimator is not None and estimator.reestimated_parameters:

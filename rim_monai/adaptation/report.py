@@ -51,6 +51,8 @@ class AdaptationReport:
         data_term: the full data term at ``eval_steps``.
         penalty: :math:`\\mu\\|\\theta - \\theta_0\\|^2` at ``eval_steps`` (0 for ``mu = inf``, where θ is frozen).
         parameters: estimated operator parameters at ``eval_steps`` (name -> list of values).
+        psnr / ssim: mean PSNR (dB) / SSIM against the references at ``eval_steps``, when references are given
+            (empty otherwise; an SSIM that is not defined is ``None``).
         batch_loss: the mini-batch objective of every step (data term + penalty, or the supervised loss).
         data_term_before / data_term_after: the full data term before adaptation and of the returned network.
         relative_residual_before / relative_residual_after: the relative residual before and after.
@@ -72,6 +74,8 @@ class AdaptationReport:
     data_term: list[float] = field(default_factory=list)
     penalty: list[float] = field(default_factory=list)
     parameters: dict[str, list[Any]] = field(default_factory=dict)
+    psnr: list[float] = field(default_factory=list)
+    ssim: list[float | None] = field(default_factory=list)
     batch_loss: list[float] = field(default_factory=list)
     data_term_before: float = math.nan
     data_term_after: float = math.nan
@@ -137,6 +141,9 @@ class AdaptationReport:
     def plot(self, path: str | os.PathLike) -> Path:
         """Plot the data term (and the penalty) over the steps, log scale, saved atomically (format from suffix).
 
+        When the run had references, PSNR over the evaluations is drawn on a second axis (right), so one figure shows
+        whether lowering the data term helped or started to fit the noise.
+
         Raises:
             ValueError: naming ``path`` when matplotlib is not installed (``pip install matplotlib``).
         """
@@ -162,11 +169,18 @@ class AdaptationReport:
                 ax.set_yscale("log")
             ax.set_xlabel("step")
             ax.set_ylabel("value")
+            handles, labels = ax.get_legend_handles_labels()
+            if self.psnr and all(v is not None for v in self.psnr):
+                right = ax.twinx()
+                right.plot(self.eval_steps, self.psnr, "^-", color="tab:red", label="PSNR vs reference (dB)")
+                right.set_ylabel("PSNR (dB)", color="tab:red")
+                more_handles, more_labels = right.get_legend_handles_labels()
+                handles, labels = handles + more_handles, labels + more_labels
             title = f"{self.method}, μ = {self.mu:g}, N = {self.num_samples}"
             if self.psnr_before is not None and self.psnr_after is not None:
                 title += f"\nPSNR {self.psnr_before:.2f} → {self.psnr_after:.2f} dB"
             ax.set_title(title)
-            ax.legend()
+            ax.legend(handles, labels, fontsize="small")
             fig.tight_layout()
             with atomic_write(path, overwrite=True) as tmp:
                 fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")

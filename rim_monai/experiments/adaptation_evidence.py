@@ -159,6 +159,13 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     return value, time.perf_counter() - started
 
 
+def _run_record(report: Any) -> dict[str, Any]:
+    """What the evidence keeps of an adaptation report: steps, the returned step, and the curves over evaluations."""
+    return {"steps_run": report.steps_run, "best_step": report.best_step,
+            "data_term_before": report.data_term_before, "data_term_after": report.data_term_after,
+            "curve": {"step": list(report.eval_steps), "data_term": list(report.data_term), "psnr": list(report.psnr)}}
+
+
 def _unknown_value(spec: dict[str, Any], a0: Any) -> tuple[float, float]:
     """(true value in the operator's unit, the display unit's size in the operator's unit) of an offset case."""
     unit = spec["unit"]
@@ -352,8 +359,7 @@ def run_case(case: str, steps: int = 30, num_samples: int = 20, phantoms: int = 
         # (c) R&R with the known A₁, measurement-only
         adapted, report = adapt(net, ops[0] if shared else ops, y_all if shared else ys, **common)
         recon = _reconstruct(adapted, ys, ops)
-        score("rr_A1", recon, report.wall_time_s, steps_run=report.steps_run, best_step=report.best_step,
-              data_term_before=report.data_term_before, data_term_after=report.data_term_after)
+        score("rr_A1", recon, report.wall_time_s, **_run_record(report))
     else:
         # (d) R&R+ with the offset unknown, from A₀
         unknown = spec["unknown"]
@@ -368,10 +374,8 @@ def run_case(case: str, steps: int = 30, num_samples: int = 20, phantoms: int = 
             adapted, report = adapt(net, a0, y_all, estimate=est, **settings)
             found[label] = float(report.parameters_final[name]) / unit
             recon = _reconstruct(adapted, ys, [report.operator] * len(ys))
-            score(f"rr_plus_{label}_unknown_{name}", recon, report.wall_time_s, steps_run=report.steps_run,
-                  best_step=report.best_step, data_term_before=report.data_term_before,
-                  data_term_after=report.data_term_after, search_evaluations=report.search_evaluations,
-                  estimated=found[label])
+            score(f"rr_plus_{label}_unknown_{name}", recon, report.wall_time_s, **_run_record(report),
+                  search_evaluations=report.search_evaluations, estimated=found[label])
         extra = {"unknown_parameter": name, "unit": unknown["unit"], "true_value": unknown["value"],
                  "estimated_value": found, "error": {k: abs(v - unknown["value"]) for k, v in found.items()}}
     if figures is not None:
@@ -442,9 +446,9 @@ def write_results(result: dict[str, Any], out: str | os.PathLike) -> tuple[Path,
 def summarize(out: str | os.PathLike) -> Path:
     """Write ``<out>/summary.md``: one row per ``<case>.json`` in ``out`` (cases in :data:`CASES` order), atomically.
 
-    Columns: the lower reference (no adaptation with A₀ where defined, else the swapped operator), R&R or R&R+
-    (joint), the upper reference (retrained on A₁ or the oracle operator), the fraction of the gap recovered and the
-    adaptation's wall time.
+    One row per adaptation run of a case (R&R; R&R+ with θ frozen and jointly). Columns: the lower reference (no
+    adaptation with A₀ where defined, else the swapped operator), the adapted network, the upper reference (retrained
+    on A₁, or the oracle operator), the fraction of the gap recovered and the adaptation's wall time.
 
     Raises:
         ValueError: naming ``out`` when it holds no case results.
@@ -459,18 +463,18 @@ def summarize(out: str | os.PathLike) -> Path:
         m = r["methods"]
         base = next(k for k in m if k.startswith(("fbp", "zero_filled")))
         lower = "no_adaptation_A0" if "no_adaptation_A0" in m else "swapped_A1"
-        adapted = next((k for k in m if k.startswith(("rr_A1", "rr_plus_joint"))), None)
         upper = "retrained_A1" if "retrained_A1" in m else "oracle_A1" if "oracle_A1" in m else None
 
         def cell(key: str | None) -> str:
             return "—" if key is None or key not in m else f"{m[key]['psnr']:.2f} / {m[key]['ssim']:.3f}"
 
-        if adapted is None:
-            continue
-        gap = m[adapted].get("gap_recovered")
-        lines.append(f"| {r['case']} | {base.split('_')[0]} {cell(base)} | {lower.split('_A')[0]} {cell(lower)} | "
-                     f"{cell(adapted)} | {cell(upper)} | {'—' if gap is None else f'{100 * gap:.0f} %'} | "
-                     f"{m[adapted]['wall_s']:.0f} | {r['num_samples']} |")
+        for adapted in (k for k in m if k.startswith("rr_")):  # R&R, or R&R+ with θ frozen and jointly
+            gap = m[adapted].get("gap_recovered")
+            variant = "" if adapted == "rr_A1" else f" ({adapted.split('_unknown')[0].removeprefix('rr_plus_')})"
+            lines.append(f"| {r['case']}{variant} | {base.split('_')[0]} {cell(base)} | {lower.split('_A')[0]} "
+                         f"{cell(lower)} | {cell(adapted)} | {cell(upper)} | "
+                         f"{'—' if gap is None else f'{100 * gap:.0f} %'} | {m[adapted]['wall_s']:.0f} | "
+                         f"{r['num_samples']} |")
     path = out / "summary.md"
     with atomic_write(path, overwrite=True) as tmp:
         Path(tmp).write_text("PSNR (dB) / SSIM, mean over the held-out samples.\n\n" + "\n".join(lines) + "\n")

@@ -52,6 +52,11 @@ def test_rr_reduces_the_data_term_and_improves_psnr(blur_case, tmp_path):
         assert data_consistency(adapted(y, a1), a1, y).mean().item() == pytest.approx(report.data_term_after, rel=1e-4)
     assert report.data_term[0] == report.data_term_before and min(report.data_term) == report.data_term_after
     assert len(report.batch_loss) == report.steps_run == 80 and report.eval_steps[-1] == 80
+    # the PSNR/SSIM curve is scored at every evaluation; the returned state is the one at best_step
+    assert len(report.psnr) == len(report.ssim) == len(report.eval_steps)
+    assert report.psnr[0] == report.psnr_before
+    best = report.eval_steps.index(report.best_step)
+    assert report.psnr[best] == pytest.approx(report.psnr_after, abs=1e-6)
     assert report.wall_time_s > 0 and report.operator is a1
     back = AdaptationReport.from_json(report.to_json(tmp_path / "report.json"))
     assert back.to_dict() == report.to_dict()
@@ -83,6 +88,7 @@ def test_mu_keeps_the_weights_near_the_trained_ones(blur_case):
     assert _distance(frozen, net) == 0.0
     assert report.data_term_after == report.data_term_before and report.steps_run == 0
     assert all(p.requires_grad for p in frozen.parameters())
+    assert report.psnr == [] and report.ssim == [] and report.psnr_before is None  # no references, no scores
 
 
 def test_penalty_is_reported(blur_case):

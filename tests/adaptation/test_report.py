@@ -19,6 +19,8 @@ def _report() -> AdaptationReport:
         data_term_before=2.0,
         data_term_after=0.5,
         parameters_final={"detector_shift": 1.25},
+        psnr=[20.0, 24.0, 25.5],
+        ssim=[0.5, 0.6, None],
         psnr_before=20.0,
         psnr_after=25.5,
         steps_run=5,

@@ -83,9 +83,25 @@ def test_summary_tabulates_the_case_results(tmp_path):
                           "rr_A1": {"psnr": 28.0, "ssim": 0.55, "wall_s": 120.0, "gap_recovered": 0.5},
                           "retrained_A1": {"psnr": 29.0, "ssim": 0.6, "wall_s": 300.0, "gap_recovered": 1.0}}}
     write_results(record, tmp_path)
+    offset = {"case": "ct_shift", "description": "d", "num_samples": 8, "metric_protocol": "per_image",
+              "settings": {}, "machine": "m", "total_wall_s": 1.0,
+              "methods": {"fbp_A1": {"psnr": 27.0, "ssim": 0.4, "wall_s": 0.1},
+                          "no_adaptation_A0": {"psnr": 25.0, "ssim": 0.6, "wall_s": 1.0, "gap_recovered": 0.0},
+                          "oracle_A1": {"psnr": 31.0, "ssim": 0.8, "wall_s": 1.0, "gap_recovered": 1.0},
+                          "rr_plus_frozen_theta_unknown_detector_shift":
+                              {"psnr": 31.0, "ssim": 0.8, "wall_s": 150.0, "gap_recovered": 1.0},
+                          "rr_plus_joint_unknown_detector_shift":
+                              {"psnr": 29.5, "ssim": 0.7, "wall_s": 290.0, "gap_recovered": 0.75}}}
+    write_results(offset, tmp_path)
     text = summarize(tmp_path).read_text()
-    assert ("| ct_views | fbp 23.00 / 0.200 | swapped 27.00 / 0.500 | 28.00 / 0.550 | 29.00 / 0.600 | 50 % | 120 | 8 |"
-            in text)
+    rows = [line for line in text.splitlines() if line.startswith("| ct_")]
+    assert rows == [
+        "| ct_views | fbp 23.00 / 0.200 | swapped 27.00 / 0.500 | 28.00 / 0.550 | 29.00 / 0.600 | 50 % | 120 | 8 |",
+        "| ct_shift (frozen_theta) | fbp 27.00 / 0.400 | no_adaptation 25.00 / 0.600 | 31.00 / 0.800 | 31.00 / 0.800 | "
+        "100 % | 150 | 8 |",
+        "| ct_shift (joint) | fbp 27.00 / 0.400 | no_adaptation 25.00 / 0.600 | 29.50 / 0.700 | 31.00 / 0.800 | "
+        "75 % | 290 | 8 |",
+    ]
 
 
 @pytest.mark.skipif(not (DATA / "ct" / "dicom" / "WG04" / "CT2_UNC.dcm").is_file(), reason="../shared/data is absent")
