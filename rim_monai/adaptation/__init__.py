@@ -5,7 +5,12 @@ See ``docs/adaptation.md``: the objective, the operator parameters each family e
 
 from rim_monai.adaptation.adapt import adapt
 from rim_monai.adaptation.baselines import retrain_supervised, swap_operator
-from rim_monai.adaptation.losses import data_consistency, proximity_penalty, transmission_weights
+from rim_monai.adaptation.losses import (
+    data_consistency,
+    proximity_penalty,
+    transmission_noise_energy,
+    transmission_weights,
+)
 from rim_monai.adaptation.parameters import (
     GeometryParameter,
     OperatorParameter,
@@ -24,6 +29,7 @@ __all__ = [
     "data_consistency",
     "proximity_penalty",
     "transmission_weights",
+    "transmission_noise_energy",
     "OperatorParameter",
     "GeometryParameter",
     "Reestimated",

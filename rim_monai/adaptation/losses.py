@@ -11,13 +11,15 @@ r"""The two terms of the Reuse & Regularize objective (Gilton, Ongie & Willett 2
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Iterable, Sequence
 
 import torch
 
 from rim_monai.operators.base import LinearOperator
 
-__all__ = ["data_consistency", "proximity_penalty", "transmission_weights"]
+__all__ = ["data_consistency", "proximity_penalty", "transmission_weights", "transmission_noise_energy"]
 
 
 def data_consistency(
@@ -91,3 +93,32 @@ def transmission_weights(y: torch.Tensor) -> torch.Tensor:
     """
     w = torch.exp(-(y - y.reshape(y.shape[0], -1).amin(dim=1).reshape((-1,) + (1,) * (y.ndim - 1))))
     return w / w.reshape(w.shape[0], -1).mean(dim=1).reshape((-1,) + (1,) * (y.ndim - 1))
+
+
+def transmission_noise_energy(y: torch.Tensor, photons: float) -> torch.Tensor:
+    r"""Expected noise energy :math:`E\|y - A x_{true}\|^2` of each log-transformed transmission (CT) sinogram.
+
+    With :math:`I_0` photons per bin, the variance of :math:`y_j = -\log(n_j / I_0)` is about
+    :math:`e^{y_j} / I_0`, so the noise energy of a sample is :math:`\sum_j e^{y_j} / I_0`, computed from the
+    measurements alone. It is the level the (unweighted) data term of
+    :func:`~rim_monai.adaptation.adapt` reaches when the reconstruction is the true image (Morozov's discrepancy
+    principle): when ``report.data_term_before`` is already within a small factor of it, the swapped network explains
+    the data to within the noise and R&R has little left to fit but noise.
+
+    Args:
+        y: log-transformed sinograms ``(B, *)``.
+        photons: :math:`I_0`, the unattenuated photon count per detector bin (the CT bundle's ``photons``).
+
+    Returns:
+        ``(B,)`` noise energies, in the units of the data term.
+
+    Raises:
+        ValueError: naming ``photons`` when it is not a positive number.
+
+    Example:
+        >>> float(transmission_noise_energy(torch.zeros(1, 1, 4, 5), photons=10.0)[0])
+        2.0
+    """
+    if isinstance(photons, bool) or not isinstance(photons, numbers.Real) or not 0 < float(photons) < math.inf:
+        raise ValueError(f"photons: expected a positive photon count per bin, got {photons!r}.")
+    return torch.exp(y.reshape(y.shape[0], -1).double()).sum(dim=1) / float(photons)
