@@ -3,7 +3,7 @@
 See ``docs/adaptation.md``: the objective, the operator parameters each family exposes and how they are updated.
 """
 
-from rim_monai.adaptation.adapt import adapt
+from rim_monai.adaptation.adapt import NOISE_WARNING_FACTOR, adapt
 from rim_monai.adaptation.baselines import retrain_supervised, swap_operator
 from rim_monai.adaptation.losses import (
     data_consistency,
@@ -24,6 +24,7 @@ from rim_monai.adaptation.search import golden_section_search, grid_golden_searc
 
 __all__ = [
     "adapt",
+    "NOISE_WARNING_FACTOR",
     "swap_operator",
     "retrain_supervised",
     "data_consistency",

@@ -106,6 +106,23 @@ def check_weighting(weighting: Any, y: torch.Tensor) -> None:
         raise ValueError("noise_weighting: expected finite, real, non-negative weights.")
 
 
+def noise_level(noise_energy: Any, y_all: torch.Tensor) -> float | None:
+    """The mean expected noise energy per sample from a number, an ``(N,)`` tensor or a callable ``y_all -> (N,)``."""
+    if noise_energy is None:
+        return None
+    value = noise_energy(y_all) if callable(noise_energy) else noise_energy
+    if isinstance(value, torch.Tensor):
+        if value.ndim > 1 or (value.ndim == 1 and value.shape[0] not in (1, y_all.shape[0])):
+            raise ValueError(
+                f"noise_energy: expected a number or {y_all.shape[0]} values (one per sample), got shape "
+                f"{tuple(value.shape)}."
+            )
+        value = float(value.double().mean())
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= float(value) < math.inf:
+        raise ValueError(f"noise_energy: expected a finite number >= 0, got {value!r}.")
+    return float(value)
+
+
 def batch_weights(weighting: Any, y_all: torch.Tensor, idx: torch.Tensor) -> torch.Tensor | None:
     """Weights of the samples ``idx`` (per-sample rows of an ``(N, *)`` tensor are indexed, others broadcast)."""
     if weighting is None:

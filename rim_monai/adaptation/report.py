@@ -59,7 +59,10 @@ class AdaptationReport:
         parameters_before / parameters_final: operator parameters before and of the returned operator.
         psnr_before / psnr_after / ssim_before / ssim_after: mean PSNR (dB) / SSIM against the references, if given.
         metric_protocol: how PSNR/SSIM were computed (data range, magnitude for complex images).
-        steps_run: the optimisation steps taken; ``stopped_early``: whether early stopping ended the run;
+        steps_run: the optimisation steps taken; ``stopped_early``: whether early stopping ended the run, and
+            ``stop_reason`` why (``"no improvement"`` for ``patience``, ``"noise level"`` when the data term reached
+            ``noise_energy``);
+        noise_energy: the expected data term of the true images given to the run (``None`` if not given).
         best_step: the step whose state was returned (lowest full data term).
         search_evaluations: objective evaluations spent in the outer search.
         wall_time_s: the wall time of the whole run.
@@ -90,6 +93,8 @@ class AdaptationReport:
     metric_protocol: str | None = None
     steps_run: int = 0
     stopped_early: bool = False
+    stop_reason: str | None = None
+    noise_energy: float | None = None
     best_step: int = 0
     search_evaluations: int = 0
     wall_time_s: float = 0.0
@@ -163,6 +168,8 @@ class AdaptationReport:
             ax.plot(self.eval_steps, self.data_term, "o-", label="data term D (all samples)")
             if self.mu > 0 and any(p > 0 for p in self.penalty):
                 ax.plot(self.eval_steps, self.penalty, "s--", label="μ‖θ−θ₀‖²")
+            if self.noise_energy:
+                ax.axhline(self.noise_energy, color="k", ls="--", lw=0.8, label="noise energy (discrepancy level)")
             if self.stopped_early:
                 ax.axvline(self.best_step, color="k", ls=":", lw=1, label=f"returned (step {self.best_step})")
             if all(v > 0 for v in self.data_term + self.batch_loss):

@@ -35,6 +35,7 @@ def adapt_bundle(
     lr: float = 1e-4,
     batch_size: int = 4,
     estimate: Any = None,
+    noise_energy: Any = None,
     use_references: bool = True,
     metric_protocol: str = "per_image",
     device: str | torch.device = "cpu",
@@ -53,7 +54,8 @@ def adapt_bundle(
             ``checkpoint``.
         report_dir: folder of ``adapt_report.json`` and ``adapt_data_term.png``.
         num_samples: measurement-only samples used (the first ``num_samples`` items).
-        mu, steps, lr, batch_size, estimate, metric_protocol, seed, progress: see :func:`rim_monai.adaptation.adapt`.
+        mu, steps, lr, batch_size, estimate, noise_energy, metric_protocol, seed, progress: see
+            :func:`rim_monai.adaptation.adapt` (``noise_energy`` stops the run at the noise level).
         use_references: report PSNR/SSIM before and after against the items' references when they have one (never
             used by the optimisation).
         device: where to run.
@@ -92,6 +94,7 @@ def adapt_bundle(
         lr=lr,
         batch_size=batch_size,
         estimate=estimate,
+        noise_energy=noise_energy,
         references=(torch.stack(references) if shared else references) if have_references else None,
         metric_protocol=metric_protocol,
         progress=progress,

@@ -161,7 +161,8 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
 
 def _run_record(report: Any) -> dict[str, Any]:
     """What the evidence keeps of an adaptation report: steps, the returned step, and the curves over evaluations."""
-    return {"steps_run": report.steps_run, "best_step": report.best_step,
+    return {"steps_run": report.steps_run, "best_step": report.best_step, "stop_reason": report.stop_reason,
+            "noise_energy": report.noise_energy,
             "data_term_before": report.data_term_before, "data_term_after": report.data_term_after,
             "curve": {"step": list(report.eval_steps), "data_term": list(report.data_term), "psnr": list(report.psnr)}}
 
@@ -296,7 +297,8 @@ def method_label(key: str) -> str:
 def run_case(case: str, steps: int = 30, num_samples: int = 20, phantoms: int = 4, mu: float = 1e-3,
              lr: float = 1e-4, batch_size: int = 2, search_rounds: int = 1, device: str = "cpu",
              retrain_steps: int = 0, retrain_samples: int = 40, retrain_lr: float = 1e-4, patience: int | None = None,
-             figures: str | os.PathLike | None = None, noise_weighting: bool = False) -> dict[str, Any]:
+             figures: str | os.PathLike | None = None, noise_weighting: bool = False,
+             noise_stop: bool = False) -> dict[str, Any]:
     """Measure every method of ``case``; returns the result record (see the module docstring).
 
     Args:
@@ -311,9 +313,11 @@ def run_case(case: str, steps: int = 30, num_samples: int = 20, phantoms: int = 
         figures: a folder for ``<case>_reconstructions.png`` (sample 0) and ``<case>_rr_data_term.png``.
         noise_weighting: CT only: weight the data term by :func:`~rim_monai.adaptation.transmission_weights`
             (inverse Poisson variances of the log-transformed counts).
+        noise_stop: CT only: stop R&R at the measurement-only noise energy
+            (:func:`~rim_monai.adaptation.transmission_noise_energy` with the bundle's ``photons``).
 
     Raises:
-        ValueError: an unknown ``case``.
+        ValueError: an unknown ``case``; ``noise_weighting`` or ``noise_stop`` for an MRI case.
     """
     if case not in CASES:
         raise ValueError(f"case: expected one of {sorted(CASES)}, got {case!r}.")
@@ -352,13 +356,19 @@ def run_case(case: str, steps: int = 30, num_samples: int = 20, phantoms: int = 
     score("oracle_A1" if a0 is not None else "swapped_A1", recon, t)
 
     y_all = torch.stack(ys)
-    weighting = None
+    weighting = energy = None
+    for flag, name in ((noise_weighting, "noise_weighting"), (noise_stop, "noise_stop")):
+        if flag and spec["bundle"] != "ct_lpd_recon":
+            raise ValueError(f"{name}: the transmission (Poisson) noise model is for CT cases, got {case!r}.")
     if noise_weighting:
-        if spec["bundle"] != "ct_lpd_recon":
-            raise ValueError(f"noise_weighting: transmission weights are for CT cases, got {case!r}.")
         from rim_monai.adaptation import transmission_weights as weighting
+    if noise_stop:
+        from rim_monai.adaptation import transmission_noise_energy
+
+        photons = float(parser.get_parsed_content("photons"))
+        energy = lambda y: transmission_noise_energy(y, photons)  # noqa: E731
     common = dict(mu=mu, steps=steps, lr=lr, batch_size=batch_size, references=refs, metric_protocol=protocol,
-                  patience=patience, progress=False, seed=0, noise_weighting=weighting)
+                  patience=patience, progress=False, seed=0, noise_weighting=weighting, noise_energy=energy)
     extra: dict[str, Any] = {}
     if a0 is None:
         # (c) R&R with the known A₁, measurement-only
@@ -411,7 +421,8 @@ def run_case(case: str, steps: int = 30, num_samples: int = 20, phantoms: int = 
         "metric_protocol": protocol,
         "settings": {"steps": steps, "mu": mu, "lr": lr, "batch_size": batch_size, "phantoms": phantoms,
                      "search_rounds": search_rounds, "patience": patience, "retrain_steps": retrain_steps,
-                     "retrain_samples": retrain_samples, "retrain_lr": retrain_lr, "noise_weighting": noise_weighting},
+                     "retrain_samples": retrain_samples, "retrain_lr": retrain_lr, "noise_weighting": noise_weighting,
+                     "noise_stop": noise_stop},
         "setting_note": "R&R/R&R+ adapt on the same test measurements they are scored on, measurement-only "
         "(references only for scoring); retrained_A1 is fine-tuned with ground truth on separate training pairs.",
         "methods": methods,
@@ -505,6 +516,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--retrain-lr", type=float, default=1e-4)
     p.add_argument("--no-figures", action="store_true")
     p.add_argument("--noise-weighting", action="store_true", help="CT: Poisson inverse-variance weights in the data term")
+    p.add_argument("--noise-stop", action="store_true",
+                   help="CT: stop R&R at the measurement-only Poisson noise energy (discrepancy principle)")
     p.add_argument("--levels", action="store_true",
                    help="only print the data term of θ₀, of the references and (CT) the noise energy estimate")
     a = p.parse_args(argv)
@@ -518,7 +531,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         return {"summary": str(path)}
     result = run_case(a.case, a.steps, a.num_samples, a.phantoms, a.mu, a.lr, a.batch_size, a.search_rounds,
                       retrain_steps=a.retrain_steps, retrain_samples=a.retrain_samples, retrain_lr=a.retrain_lr,
-                      patience=a.patience, figures=None if a.no_figures else a.out, noise_weighting=a.noise_weighting)
+                      patience=a.patience, figures=None if a.no_figures else a.out, noise_weighting=a.noise_weighting,
+                      noise_stop=a.noise_stop)
     js, md = write_results(result, a.out)
     print(md.read_text())
     return result

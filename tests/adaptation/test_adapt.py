@@ -2,11 +2,13 @@
 
 import copy
 import math
+import warnings
 
 import pytest
 import torch
 
 from rim_monai.adaptation import (
+    NOISE_WARNING_FACTOR,
     AdaptationReport,
     GeometryParameter,
     OperatorParameter,
@@ -142,6 +144,37 @@ def test_early_stopping_returns_the_best_state(blur_case):
     assert long.best_step <= long.steps_run
 
 
+def test_noise_energy_stops_at_the_discrepancy_level(blur_case, tmp_path):
+    """With noise_energy, the run stops at the first evaluation whose data term reaches it (Morozov)."""
+    net, a1, y, _ = blur_case
+    kwargs = dict(mu=0.0, steps=60, lr=1e-3, batch_size=4, patience=None, progress=False)
+    _, free = adapt(net, a1, y, **kwargs)
+    level = 0.5 * (free.data_term_before + free.data_term_after)
+    reached = next(step for step, d in zip(free.eval_steps, free.data_term) if d <= level)
+    # the same level given as a number and as a per-sample callable (the mean is used)
+    for energy in (level, lambda y_all: torch.full((y_all.shape[0],), level)):
+        with pytest.warns(UserWarning, match="noise energy"):  # level > data_term_before / NOISE_WARNING_FACTOR
+            _, report = adapt(net, a1, y, noise_energy=energy, **kwargs)
+        assert report.stopped_early and report.stop_reason == "noise level"
+        assert report.noise_energy == pytest.approx(level)
+        assert report.steps_run == reached < 60 and report.data_term_after <= level
+        assert all(d > level for d in report.data_term[:-1])
+    assert report.plot(tmp_path / "curve.png").is_file()
+    # a network that already fits to within twice the noise: a warning, and no step is taken at or below the level
+    with pytest.warns(UserWarning, match="noise"):
+        adapted, idle = adapt(net, a1, y, noise_energy=free.data_term_before, **kwargs)
+    assert idle.steps_run == 0 and _distance(adapted, net) == 0.0
+    # a level below data_term_before / NOISE_WARNING_FACTOR: no warning, and never reached here
+    low_level = min(0.1 * free.data_term_after, 0.9 * free.data_term_before / NOISE_WARNING_FACTOR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, low = adapt(net, a1, y, noise_energy=low_level, **kwargs)
+    assert not low.stopped_early and low.steps_run == 60
+    # patience still reports its own reason
+    _, patient = adapt(net, a1, y, mu=0.0, steps=100, lr=1e-9, batch_size=4, patience=2, progress=False)
+    assert patient.stop_reason == "no improvement" and patient.noise_energy is None
+
+
 def test_measurement_containers_and_per_sample_operators_agree(blur_case):
     net, a1, y, _ = blur_case
     kwargs = dict(mu=1e-3, steps=6, lr=1e-3, batch_size=3, progress=False, patience=None, seed=4)
@@ -218,6 +251,11 @@ BAD = [
     ({"references": torch.zeros(2, 1, 8, 8)}, "references"),
     ({"noise_weighting": torch.ones(3, 1, 16, 16)}, "noise_weighting"),
     ({"noise_weighting": -torch.ones(1)}, "noise_weighting"),
+    ({"noise_energy": -1.0}, "noise_energy"),
+    ({"noise_energy": float("nan")}, "noise_energy"),
+    ({"noise_energy": "low"}, "noise_energy"),
+    ({"noise_energy": torch.ones(3)}, "noise_energy"),
+    ({"noise_energy": lambda y: torch.ones(2, 2)}, "noise_energy"),
     ({"operator": [GaussBlur()]}, "operator"),
     ({"operator": "blur"}, "operator"),
     ({"net": "net"}, "net"),

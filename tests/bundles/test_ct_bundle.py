@@ -148,6 +148,13 @@ def test_adapt_writes_new_weights_and_leaves_the_trained_ones(trained, tmp_path)
     assert state.keys() == torch.load(checkpoint, map_location="cpu").keys()
 
 
+def test_adapt_noise_photons_gives_the_discrepancy_level(trained, tmp_path):
+    """adapt#noise_photons: the report carries the measurement-only noise energy of the simulated sinograms."""
+    _, checkpoint = trained
+    report, _ = _adapt(checkpoint, tmp_path, **{"adapt#noise_photons": "@photons"})
+    assert report["noise_energy"] > 0 and report["config"]["noise_energy"] == report["noise_energy"]
+
+
 def test_adapt_estimates_a_simulated_detector_shift(trained, tmp_path):
     """R&R+ (estimate_shift): the search moves the operator's detector shift towards the one the data were made with."""
     _, checkpoint = trained
