@@ -5,7 +5,7 @@ Everything is a MONAI (dictionary) transform or dataset; see ``docs/data.md`` fo
 
 from rim_monai.data.file_utils import DataFileError, atomic_write
 from rim_monai.data.bart import bart_to_channel_first, read_bart, write_bart
-from rim_monai.data.dicom import LoadDICOMd, dicom_affine, read_dicom
+from rim_monai.data.dicom import LoadDICOMd, dicom_affine, dicom_slice_meta, read_dicom
 from rim_monai.data.fastmri import (
     CenterCropToReconSized,
     FastMRISliceDataset,
@@ -58,6 +58,7 @@ __all__ = [
     "write_bart",
     "LoadDICOMd",
     "dicom_affine",
+    "dicom_slice_meta",
     "read_dicom",
     "CenterCropToReconSized",
     "FastMRISliceDataset",

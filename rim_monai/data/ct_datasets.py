@@ -38,7 +38,7 @@ from monai.data import MetaTensor
 from monai.transforms import Compose, MapTransform, RandFlipd, RandRotate90d
 from torch.utils.data import ConcatDataset, Dataset
 
-from rim_monai.data.dicom import read_dicom
+from rim_monai.data.dicom import dicom_slice_meta, read_dicom
 from rim_monai.data.file_utils import DataFileError
 from rim_monai.data.hdf5 import HDF5SliceDataset
 from rim_monai.data.intensity import MU_WATER, HUToAttenuationd
@@ -292,7 +292,10 @@ class _DropKeys:
 
 
 class _DicomSlices(Dataset):
-    """Single-slice DICOM files as ``{"image": MetaTensor (1, rows, cols) in HU, "filename", "slice": 0}`` items."""
+    """Single-slice DICOM files as ``{"image": MetaTensor (1, rows, cols) in HU, "filename", "slice": 0}`` items.
+
+    The image meta is :func:`~rim_monai.data.dicom_slice_meta`: the scan's affine, as a one-slice volume.
+    """
 
     def __init__(self, files: Sequence[str | os.PathLike], transform=None) -> None:
         self.files = [str(f) for f in files]
@@ -303,7 +306,7 @@ class _DicomSlices(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         record = read_dicom(self.files[i])
-        image = MetaTensor(torch.from_numpy(record["image"]), meta={"filename_or_obj": self.files[i]})
+        image = MetaTensor(torch.from_numpy(record["image"]), meta=dicom_slice_meta(record))
         item = {"image": image, "filename": self.files[i], "slice": 0}
         return self.transform(item) if self.transform is not None else item
 

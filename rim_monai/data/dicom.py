@@ -24,7 +24,7 @@ from rim_monai.data.file_utils import DataFileError, check_finite
 
 pydicom, has_pydicom = optional_import("pydicom")
 
-__all__ = ["read_dicom", "LoadDICOMd", "dicom_affine"]
+__all__ = ["read_dicom", "LoadDICOMd", "dicom_affine", "dicom_slice_meta"]
 
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -129,11 +129,38 @@ def read_dicom(path: str | os.PathLike, rescale: bool = True, check: bool = True
     }
 
 
+def dicom_slice_meta(record: Mapping[str, Any]) -> dict[str, Any]:
+    """``MetaTensor`` meta of a slice read by :func:`read_dicom`: its geometry as a one-slice volume.
+
+    Besides ``affine`` (RAS), ``spacing``, ``modality`` and ``filename_or_obj``, the meta has the keys of
+    :class:`~rim_monai.data.SliceVolume` (``volume_affine`` = the slice's affine, ``volume_shape`` =
+    ``(rows, columns, 1)``, ``slice_axis`` 2, ``slice_index`` 0), so resampling transforms keep the geometry up to date
+    and writers that rebuild volumes with :func:`~rim_monai.data.stack_slices` save a reconstruction at the scan's
+    position instead of with an identity affine.
+    """
+    affine = torch.as_tensor(record["affine"], dtype=torch.float64)
+    rows, columns = (int(v) for v in record["image"].shape[-2:])
+    return {
+        "affine": affine,
+        "original_affine": affine,
+        "spatial_shape": np.asarray((rows, columns)),
+        "spacing": record["spacing"],
+        "modality": record["modality"],
+        "filename_or_obj": record["filename"],
+        "space": "RAS",
+        "volume_affine": affine,
+        "volume_shape": (rows, columns, 1),
+        "slice_axis": 2,
+        "slice_index": 0,
+    }
+
+
 class LoadDICOMd(MapTransform):
     """Replace DICOM file paths under ``keys`` by ``MetaTensor`` slices ``(1, rows, columns)`` (HU for CT).
 
-    The meta holds ``affine`` (RAS), ``spacing``, ``modality`` and ``filename_or_obj``, so ``SaveImaged`` writes a
-    reconstruction at the scan's position.
+    The meta (:func:`dicom_slice_meta`) holds ``affine`` (RAS), ``spacing``, ``modality``, ``filename_or_obj`` and the
+    one-slice-volume keys of :class:`~rim_monai.data.SliceVolume`, so ``SaveImaged`` and
+    :class:`~rim_monai.engines.ReconstructionSaver` write a reconstruction at the scan's position.
 
     Args:
         keys: entries holding paths (default ``"image"``).
@@ -148,15 +175,5 @@ class LoadDICOMd(MapTransform):
         d = dict(data)
         for key in self.key_iterator(d):
             out = read_dicom(d[key], self.rescale)
-            affine = torch.as_tensor(out["affine"], dtype=torch.float64)
-            meta = {
-                "affine": affine,
-                "original_affine": affine,
-                "spatial_shape": np.asarray(out["image"].shape[1:]),
-                "spacing": out["spacing"],
-                "modality": out["modality"],
-                "filename_or_obj": out["filename"],
-                "space": "RAS",
-            }
-            d[key] = MetaTensor(torch.from_numpy(out["image"]), meta=meta)
+            d[key] = MetaTensor(torch.from_numpy(out["image"]), meta=dicom_slice_meta(out))
         return d

@@ -2,8 +2,8 @@
 
 A bundle's evaluator runs the network slice by slice. :class:`ReconstructionSaver` collects every slice's output
 (and the reference, and the classical baselines recomputed on the same measurements), rebuilds one volume per
-input scan, writes it as NIfTI with the scan's own affine (volumes read from NIfTI) or slices stacked along the
-last axis (fastMRI HDF5, which carries no affine), scores each volume with the fastMRI protocol (data range = the
+input scan, writes it as NIfTI with the scan's own affine (volumes read from NIfTI, DICOM slices) or slices stacked
+along the last axis (fastMRI HDF5, which carries no affine), scores each volume with the fastMRI protocol (data range = the
 reference volume's maximum) and writes a CSV with the learned result and the baselines side by side.
 """
 

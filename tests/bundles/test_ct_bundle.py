@@ -98,6 +98,27 @@ def test_inference_keeps_geometry_units_and_scores_each_scan(trained, tmp_path, 
     assert {r["method"] for r in rows} == {"recon", "fbp"}
 
 
+def test_inference_writes_a_dicom_scan_at_its_position(trained, tmp_path):
+    """A 64x64 DICOM slice fitted to the 32x32 grid: the reconstruction lands where the scan's pixels are."""
+    from rim_monai.data import read_dicom
+    from tests.data.conftest import write_dicom
+
+    _, checkpoint = trained
+    data, out = tmp_path / "scans", tmp_path / "out"
+    data.mkdir()
+    yy, xx = np.mgrid[:64, :64]
+    write_dicom(data / "ct.dcm", (((yy - 32) ** 2 + (xx - 30) ** 2 < 500) * 500 + 12).astype(np.int16))
+    workflow = ConfigWorkflow(config_file=str(CONFIGS / "inference.json"), workflow_type="infer", dataset_dir=str(data),
+                              output_dir=str(out), ckpt_path=str(checkpoint), **TINY)
+    workflow.initialize()
+    workflow.run()
+    recon = nib.load(str(out / "ct_recon.nii.gz"))
+    assert recon.shape == (32, 32, 1)
+    scan = read_dicom(data / "ct.dcm")["affine"]
+    for i, j in [(0, 0), (31, 0), (5, 17)]:  # grid voxel (i, j) is the centre of scan pixels 2i..2i+1, 2j..2j+1
+        np.testing.assert_allclose(recon.affine @ [i, j, 0, 1], scan @ [2 * i + 0.5, 2 * j + 0.5, 0, 1], atol=1e-6)
+
+
 def test_evaluate_prints_baselines_beside_the_network(trained, tmp_path):
     _, checkpoint = trained
     data = tmp_path / "scans"

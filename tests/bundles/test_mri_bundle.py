@@ -88,6 +88,10 @@ def test_inference_keeps_geometry_and_scores_each_volume(trained, tmp_path):
     data.mkdir()
     volume = _volume(data / "head.nii.gz", shape=(32, 36, 6), seed=1)
     make_mri_sample(data / "phantom.h5", shape=(32, 32), coils=4, slices=2)
+    from tests.data.conftest import write_dicom  # the test extra installs pydicom
+
+    yy, xx = np.mgrid[:32, :32]
+    write_dicom(data / "slice.dcm", (((yy - 16) ** 2 + (xx - 15) ** 2 < 120) * 300 + 1030).astype(np.int16))
     out = tmp_path / "out"
     workflow = ConfigWorkflow(
         config_file=str(CONFIGS / "inference.json"),
@@ -105,8 +109,13 @@ def test_inference_keeps_geometry_and_scores_each_volume(trained, tmp_path):
     np.testing.assert_allclose(recon.affine, nib.load(str(volume)).affine, atol=1e-5)
     assert recon.shape == (32, 36, 6)
     assert nib.load(str(out / "phantom_recon.nii.gz")).shape == (32, 32, 2)
+    from rim_monai.data import read_dicom
+
+    dicom_recon = nib.load(str(out / "slice_recon.nii.gz"))  # a DICOM slice is written at the scan's position
+    assert dicom_recon.shape == (32, 32, 1)
+    np.testing.assert_allclose(dicom_recon.affine, read_dicom(data / "slice.dcm")["affine"], atol=1e-6)
     rows = list(csv.DictReader(open(out / "metrics.csv")))
-    assert {r["file"] for r in rows} == {"head", "phantom"}
+    assert {r["file"] for r in rows} == {"head", "phantom", "slice"}
     assert {r["method"] for r in rows} == {"recon", "zero_filled"}
 
 

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("pydicom")
 
-from rim_monai.data import DataFileError, LoadDICOMd, read_dicom  # noqa: E402
+from rim_monai.data import DataFileError, LoadDICOMd, read_dicom, stack_slices  # noqa: E402
 from tests.data.conftest import write_dicom  # noqa: E402
 
 
@@ -26,6 +26,11 @@ def test_hu_from_rescale_and_affine(tmp_path):
     d = LoadDICOMd("image")({"image": str(tmp_path / "ct.dcm")})
     np.testing.assert_allclose(d["image"].affine.numpy(), out["affine"])
     assert d["image"].meta["modality"] == "CT"
+    # a one-slice volume for the writers: stack_slices rebuilds (1, rows, columns, 1) at the scan's position
+    volume = stack_slices([d["image"]])
+    assert tuple(volume.shape) == (1, 3, 4, 1)
+    np.testing.assert_allclose(volume.affine.numpy(), out["affine"])
+    np.testing.assert_array_equal(volume[0, ..., 0].numpy(), out["image"][0])
 
 
 @pytest.mark.parametrize(
