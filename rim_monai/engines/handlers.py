@@ -3,8 +3,10 @@
 A bundle's evaluator runs the network slice by slice. :class:`ReconstructionSaver` collects every slice's output
 (and the reference, and the classical baselines recomputed on the same measurements), rebuilds one volume per
 input scan, writes it as NIfTI with the scan's own affine (volumes read from NIfTI, DICOM slices) or slices stacked
-along the last axis (fastMRI HDF5, which carries no affine), scores each volume with the fastMRI protocol (data range = the
-reference volume's maximum) and writes a CSV with the learned result and the baselines side by side.
+along the last axis (fastMRI HDF5, which carries no affine), scores each volume with the fastMRI protocol (data range =
+the reference volume's maximum) and writes a CSV with the learned result and the baselines side by side. As in
+fastMRI, images larger than the reference (k-space with readout oversampling, e.g. 640x368 against a 320x320
+``reconstruction_rss``) are centre-cropped to it, or to the slice's ``recon_size`` when there is no reference.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 import torch
 from monai.data import MetaTensor, decollate_batch
 
+from rim_monai.data.fastmri import center_crop
 from rim_monai.data.file_utils import atomic_write
 from rim_monai.data.slicing import stack_slices
 from rim_monai.metrics import nmse, psnr, ssim
@@ -49,6 +52,22 @@ def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(r.get(c, "")) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def _crop_size(images: Mapping[str, torch.Tensor], batch: Mapping[str, Any]) -> tuple[int, int] | None:
+    """The fastMRI crop of a batch's images: the reference's ``(h, w)``, else the batch's ``recon_size``; ``None`` when
+    the images are not larger than it."""
+    height, width = images["recon"].shape[-2:]
+    if "reference" in images:
+        size = tuple(int(v) for v in images["reference"].shape[-2:])
+    elif batch.get("recon_size") is not None:
+        recon = batch["recon_size"]  # collated: ((h, ...), (w, ...)) tensors, or one (h, w) pair
+        size = tuple(int(torch.as_tensor(v).reshape(-1)[0]) for v in recon)
+    else:
+        return None
+    if size == (height, width) or size[0] > height or size[1] > width:
+        return None
+    return size
 
 
 class ReconstructionSaver:
@@ -128,6 +147,9 @@ class ReconstructionSaver:
             with torch.no_grad():
                 for name, method in self.baselines.items():
                     images[name] = _magnitude(method(y, operator))
+        crop = _crop_size(images, batch)
+        if crop is not None:
+            images = {k: center_crop(v, crop) for k, v in images.items()}
         items = decollate_batch(batch, detach=True)
         for i, item in enumerate(items):
             name, index, meta = self._identify(item, i)

@@ -82,6 +82,49 @@ def test_train_resumes_from_its_checkpoint(trained):
     assert trainer.state.epoch == 2  # resumed at epoch 1, ran one more
 
 
+def _fastmri_like(path: Path, reference: bool) -> Path:
+    """A fastMRI-layout file whose images are larger than its recon matrix (64x48 k-space, 32x32 recon), as real
+    fastMRI files are (640x368 k-space, 320x320 reconstruction_rss): with the cropped reference, or undersampled
+    without one."""
+    import h5py
+
+    make_mri_sample(path, shape=(64, 48), coils=4, slices=2)
+    with h5py.File(path, "r+") as f:
+        header = f["ismrmrd_header"][()].decode()
+        recon = header.index("<reconSpace>")
+        header = header[:recon] + header[recon:].replace("<x>64</x><y>48</y>", "<x>32</x><y>32</y>", 1)
+        del f["ismrmrd_header"]
+        f["ismrmrd_header"] = header.encode()
+        rss = f["reconstruction_rss"][()]
+        del f["reconstruction_rss"]
+        if reference:
+            f["reconstruction_rss"] = rss[:, 16:48, 8:40]
+        else:
+            mask = np.zeros(48, np.float32)
+            mask[::3] = 1
+            mask[20:28] = 1
+            f["kspace"][...] = f["kspace"][()] * mask
+            f["mask"] = mask
+    return path
+
+
+def test_inference_crops_fastmri_volumes_to_the_recon_matrix(trained, tmp_path):
+    """As in fastMRI: recon and baselines are centre-cropped to the reference (or to recon_size without one)."""
+    _, checkpoint = trained
+    data, out = tmp_path / "scans", tmp_path / "out"
+    data.mkdir()
+    _fastmri_like(data / "scored.h5", reference=True)
+    _fastmri_like(data / "unscored.h5", reference=False)
+    workflow = ConfigWorkflow(config_file=str(CONFIGS / "inference.json"), workflow_type="infer", dataset_dir=str(data),
+                              output_dir=str(out), ckpt_path=str(checkpoint), save_baselines=True, **TINY_NETWORK)
+    workflow.initialize()
+    workflow.run()
+    for name in ("scored_recon", "scored_zero_filled", "scored_reference", "unscored_recon"):
+        assert nib.load(str(out / f"{name}.nii.gz")).shape == (32, 32, 2), name
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert {(r["file"], r["method"]) for r in rows if r.get("psnr")} == {("scored", "recon"), ("scored", "zero_filled")}
+
+
 def test_inference_keeps_geometry_and_scores_each_volume(trained, tmp_path):
     _, checkpoint = trained
     data = tmp_path / "scans"
