@@ -225,15 +225,27 @@ def image_quality(
     defined (images smaller than the window). Without :mod:`rim_monai.metrics`, PSNR uses the per-image data range
     and SSIM is ``None``. Reference samples without a data range (e.g. a background patch of zeros) have no PSNR:
     they are left out of the mean and the sentence says how many; with none left both values are ``None``.
+    Under the fastMRI ``"volume"`` protocol, reconstructions larger than the references in the last two dimensions (on
+    the oversampled k-space grid, against a 320x320 ``reconstruction_rss``) are centre-cropped to them first, as
+    fastMRI does; other protocols require equal shapes.
     """
     pred = pred.detach().abs() if pred.is_complex() else pred.detach()
     ref = ref.detach().abs() if ref.is_complex() else ref.detach()
+    cropped = ""
+    larger = pred.ndim >= 2 and pred.shape[:-2] == ref.shape[:-2] and pred.shape[-2:] != ref.shape[-2:]
+    if protocol == "volume" and larger and all(p >= r for p, r in zip(pred.shape[-2:], ref.shape[-2:])):
+        # fastMRI: a reconstruction on the (oversampled) k-space grid is centre-cropped to the reference
+        from rim_monai.data.fastmri import center_crop
+
+        pred = center_crop(pred, ref.shape[-2:])
+        cropped = f"; reconstructions centre-cropped to the references' {tuple(ref.shape[-2:])} (fastMRI)"
     if pred.shape != ref.shape:
         raise ValueError(f"{name}: expected the shape of the reconstructions {tuple(pred.shape)}, got {tuple(ref.shape)}.")
     pred, ref = pred.double().cpu(), ref.double().cpu()
     flat = ref.reshape(ref.shape[0], -1)
     scored = flat.amax(dim=1) - (0.0 if protocol == "volume" else flat.amin(dim=1)) > 0
     left_out = "" if bool(scored.all()) else f"; {int((~scored).sum())} reference sample(s) without a data range left out"
+    left_out += cropped
     if not bool(scored.any()):
         return None, None, f"no reference sample has a data range under protocol {protocol!r}{left_out}"
     pred, ref = pred[scored], ref[scored]

@@ -250,6 +250,20 @@ def test_adapt_writes_new_weights_and_leaves_the_trained_ones(trained, tmp_path)
     assert report["num_samples"] == 2 and report["method"] == "R&R"
     assert (tmp_path / "model_adapted.pt").is_file() and (out / "adapt_data_term.png").is_file()
     assert checkpoint.read_bytes() == before
+    # a fastMRI-like file (references smaller than the k-space grid) is scored on the fastMRI crop
+    data_fastmri = tmp_path / "fastmri"
+    data_fastmri.mkdir()
+    _fastmri_like(data_fastmri / "scored.h5", reference=True)
+    workflow = ConfigWorkflow(
+        config_file=[str(CONFIGS / "inference.json"), str(CONFIGS / "adapt.json")], workflow_type="infer",
+        dataset_dir=str(data_fastmri), output_dir=str(tmp_path / "adapt_fastmri"), ckpt_path=str(checkpoint),
+        adapted_ckpt_path=str(tmp_path / "model_adapted_fastmri.pt"), mask_func="random", acceleration=4,
+        **{"adapt#steps": 1, **TINY_NETWORK},
+    )
+    workflow.initialize()
+    workflow.run()
+    cropped = json.loads((tmp_path / "adapt_fastmri" / "adapt_report.json").read_text())
+    assert np.isfinite(cropped["psnr_before"]) and "centre-cropped" in cropped["metric_protocol"]
     with pytest.raises(ValueError, match="output_checkpoint"):
         from rim_monai.engines.adaptation import adapt_bundle
 
