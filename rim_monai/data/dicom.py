@@ -21,6 +21,7 @@ from monai.transforms import MapTransform
 from monai.utils import optional_import
 
 from rim_monai.data.file_utils import DataFileError, check_finite
+from rim_monai.data.slicing import SliceVolume
 
 pydicom, has_pydicom = optional_import("pydicom")
 
@@ -132,27 +133,16 @@ def read_dicom(path: str | os.PathLike, rescale: bool = True, check: bool = True
 def dicom_slice_meta(record: Mapping[str, Any]) -> dict[str, Any]:
     """``MetaTensor`` meta of a slice read by :func:`read_dicom`: its geometry as a one-slice volume.
 
-    Besides ``affine`` (RAS), ``spacing``, ``modality`` and ``filename_or_obj``, the meta has the keys of
-    :class:`~rim_monai.data.SliceVolume` (``volume_affine`` = the slice's affine, ``volume_shape`` =
-    ``(rows, columns, 1)``, ``slice_axis`` 2, ``slice_index`` 0), so resampling transforms keep the geometry up to date
-    and writers that rebuild volumes with :func:`~rim_monai.data.stack_slices` save a reconstruction at the scan's
-    position instead of with an identity affine.
+    The slice is cut by :class:`~rim_monai.data.SliceVolume` from the one-slice volume ``(1, rows, columns, 1)`` with
+    the scan's affine, so besides ``affine`` (RAS), ``spacing``, ``modality`` and ``filename_or_obj`` the meta has
+    ``volume_affine``, ``volume_shape``, ``slice_axis`` (2) and ``slice_index`` (0): resampling transforms keep the
+    geometry up to date and writers that rebuild volumes with :func:`~rim_monai.data.stack_slices` save a
+    reconstruction at the scan's position instead of with an identity affine.
     """
-    affine = torch.as_tensor(record["affine"], dtype=torch.float64)
-    rows, columns = (int(v) for v in record["image"].shape[-2:])
-    return {
-        "affine": affine,
-        "original_affine": affine,
-        "spatial_shape": np.asarray((rows, columns)),
-        "spacing": record["spacing"],
-        "modality": record["modality"],
-        "filename_or_obj": record["filename"],
-        "space": "RAS",
-        "volume_affine": affine,
-        "volume_shape": (rows, columns, 1),
-        "slice_axis": 2,
-        "slice_index": 0,
-    }
+    meta = {"affine": torch.as_tensor(record["affine"], dtype=torch.float64), "spacing": record["spacing"],
+            "modality": record["modality"], "filename_or_obj": record["filename"], "space": "RAS"}
+    volume = MetaTensor(torch.as_tensor(record["image"])[..., None], meta=meta)
+    return dict(SliceVolume(axis=2, skip_empty=False, check_finite=False)(volume)[0].meta)
 
 
 class LoadDICOMd(MapTransform):

@@ -33,11 +33,11 @@ import torch
 from rim_monai.adaptation import adapt
 from rim_monai.data.file_utils import atomic_write
 from rim_monai.data.htc import bin_detectors, htc2022_operator, read_htc2022
+from rim_monai.experiments.adaptation_evidence import REPO, _network, _parser, _reconstruct, _timed
 from rim_monai.machine import cpu_model
 
 __all__ = ["HTC_DIR", "htc_files", "relative_residual", "residual_figure", "run", "main"]
 
-REPO = Path(__file__).resolve().parents[2]
 HTC_DIR = REPO.parent / "shared" / "data" / "ct" / "htc2022_limited_angle"
 
 
@@ -102,8 +102,6 @@ def run(out: str | os.PathLike, files: Sequence[str | os.PathLike] | None = None
         The record written to ``out/htc.json`` (per-file residuals per method, the R&R report summary, settings,
         machine, wall times).
     """
-    from monai.bundle import ConfigParser
-
     from rim_monai.classical import fbp
     from rim_monai.data.ct_datasets import scaled_tv
 
@@ -116,21 +114,12 @@ def run(out: str | os.PathLike, files: Sequence[str | os.PathLike] | None = None
     ops = [htc2022_operator(r, (image_size, image_size), pixel_mm=pixel_mm, detector_binning=2) for r in records]
     ys = [bin_detectors(r["sinogram"], 2)[None].to(dev) for r in records]  # (1, views, bins) each
 
-    parser = ConfigParser()
-    parser.read_config(str(REPO / "bundles" / "ct_lpd_recon" / "configs" / "inference.json"))
-    net = parser.get_parsed_content("network_def").to(dev)
-    net.load_state_dict(torch.load(parser.get_parsed_content("ckpt_path"), map_location=dev))
-    net.eval()
+    net = _network(_parser("ct_lpd_recon", {}), dev)
 
-    def recon_all(fn) -> tuple[list[torch.Tensor], float]:
-        t0, outs = time.perf_counter(), []
-        with torch.no_grad():
-            for y, op in zip(ys, ops):
-                x = fn(y[None], op)
-                outs.append(x[-1] if isinstance(x, (list, tuple)) else x)
-        return outs, time.perf_counter() - t0
+    def recon_all(fn) -> tuple[torch.Tensor, float]:  # (N, 1, H, W) reconstructions and the wall time
+        return _timed(lambda: _reconstruct(fn, ys, ops))
 
-    methods: dict[str, tuple[list[torch.Tensor], float]] = {
+    methods: dict[str, tuple[torch.Tensor, float]] = {
         "FBP": recon_all(lambda y, A: fbp(y, A, filter="hann")),
         "TV": recon_all(lambda y, A: scaled_tv(y, A, iterations=tv_iterations, nonneg=True)),
         "LPD θ₀ (swapped)": recon_all(net),
@@ -145,9 +134,9 @@ def run(out: str | os.PathLike, files: Sequence[str | os.PathLike] | None = None
     report.to_json(out / "htc_rr_report.json")
     report.plot(out / "htc_rr_data_term.png")
 
-    residuals = {name: [relative_residual(x, y[None], op) for x, y, op in zip(xs, ys, ops)]
+    residuals = {name: [relative_residual(x[None], y[None], op) for x, y, op in zip(xs, ys, ops)]
                  for name, (xs, _) in methods.items()}
-    images = {name: [x[0, 0].detach().cpu().numpy() for x in xs] for name, (xs, _) in methods.items()}
+    images = {name: [x[0].detach().cpu().numpy() for x in xs] for name, (xs, _) in methods.items()}
     shown = [i for i, p in enumerate(paths) if p.stem in ("tb_subsample_90", "tb_subsample_60", "tb_subsample_30",
                                                           "ta_subsample73")] or list(range(min(4, len(paths))))
     residual_figure(images, residuals, labels, out / "htc_reconstructions.png", shown)
@@ -182,13 +171,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--patience", type=int, default=5)
     p.add_argument("--pixel-mm", type=float, default=0.3)
     a = p.parse_args(argv)
+    from rim_monai.engines.handlers import format_table
+
     record = run(a.out, steps=a.steps, mu=a.mu, lr=a.lr, patience=a.patience, pixel_mm=a.pixel_mm)
     names = list(record["relative_residual"])
-    print("| file | " + " | ".join(names) + " |")
-    print("| --- " * (len(names) + 1) + "|")
-    for i, label in enumerate(record["labels"]):
-        print(f"| {label} | " + " | ".join(f"{record['relative_residual'][n][i]:.4f}" for n in names) + " |")
-    print("| mean | " + " | ".join(f"{record['mean_relative_residual'][n]:.4f}" for n in names) + " |")
+    rows = [{"file": label, **{n: record["relative_residual"][n][i] for n in names}}
+            for i, label in enumerate(record["labels"])]
+    print(format_table(rows + [{"file": "mean", **record["mean_relative_residual"]}], ["file"] + names))
     return record
 
 
