@@ -4,6 +4,7 @@ Everything is a MONAI (dictionary) transform or dataset; see ``docs/data.md`` fo
 """
 
 from rim_monai.data.file_utils import DataFileError, atomic_write
+from rim_monai.data.keys import Keys
 from rim_monai.data.bart import bart_to_channel_first, read_bart, write_bart
 from rim_monai.data.dicom import LoadDICOMd, dicom_affine, dicom_slice_meta, read_dicom
 from rim_monai.data.fastmri import (
@@ -48,6 +49,7 @@ from rim_monai.data.samples import make_mri_sample, write_fastmri_kspace
 from rim_monai.data.ct_datasets import CTProtocol, ct_reconstruction_dataset, ct_training_dataset
 
 __all__ = [
+    "Keys",
     "read_htc2022",
     "htc2022_operator",
     "bin_detectors",
