@@ -6,7 +6,7 @@ See ``docs/classical.md`` for the update equations, the default TV weight and an
 from rim_monai.classical.cg import cg_normal
 from rim_monai.classical.direct import fbp, zero_filled
 from rim_monai.classical.landweber import landweber
-from rim_monai.classical.tv import DEFAULT_TV_WEIGHT, default_weight_scale, gradient2d, gradient2d_adjoint, tv_pdhg
+from rim_monai.classical.tv import DEFAULT_TV_WEIGHT, default_weight_scale, gradient2d, gradient2d_adjoint, scaled_tv, tv_pdhg
 
 # -- further classical modules register their public names below (one import line each) --
 
@@ -20,4 +20,5 @@ __all__ = [
     "gradient2d",
     "gradient2d_adjoint",
     "tv_pdhg",
+    "scaled_tv",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -19,7 +20,7 @@ from rim_monai.classical._batch import (
 )
 from rim_monai.operators.base import LinearOperator
 
-__all__ = ["tv_pdhg", "gradient2d", "gradient2d_adjoint", "default_weight_scale", "DEFAULT_TV_WEIGHT"]
+__all__ = ["tv_pdhg", "scaled_tv", "gradient2d", "gradient2d_adjoint", "default_weight_scale", "DEFAULT_TV_WEIGHT"]
 
 #: The default TV weight ``c`` in :math:`\lambda = c\,\mu\,s` (:func:`default_weight_scale`); from the sweep in
 #: ``docs/classical.md`` (``python -m rim_monai.classical.tv_sweep``).
@@ -231,3 +232,26 @@ def tv_pdhg(
             if not bool(active.any()):
                 break
     return x
+
+
+def scaled_tv(y: torch.Tensor, operator: Any, weight: float = 0.05, warm_start: bool = True, **kwargs: Any) -> torch.Tensor:
+    r"""TV reconstruction (:func:`tv_pdhg`) with :math:`\lambda` = ``weight`` times the data-driven
+    scale :func:`default_weight_scale` (``weight`` = 0.05 is tv_pdhg's own default), so a weight tuned
+    on validation data carries over to any intensity scale. ``warm_start`` starts the iterations from the (Hann)
+    FBP image clamped at 0 instead of 0, which the objective does not depend on but a fixed iteration budget does.
+
+    Args:
+        y: sinograms ``(B, 1, angles, detectors)``.
+        operator: the ray transform.
+        weight: the factor :math:`c` of :math:`\lambda = c\,\mu\,s`.
+        warm_start: start from ``operator.fbp(y, filter="hann")`` clamped at 0.
+        kwargs: passed to ``tv_pdhg`` (``iterations``, ``nonneg``, ...).
+
+    Raises:
+        ValueError: a negative ``weight``.
+    """
+    if weight < 0:
+        raise ValueError(f"weight: expected a non-negative TV weight factor, got {weight}.")
+    if warm_start and "x0" not in kwargs and callable(getattr(operator, "fbp", None)):
+        kwargs["x0"] = operator.fbp(y, filter="hann").clamp_min(0.0)
+    return tv_pdhg(y, operator, lam=weight * default_weight_scale(y, operator), **kwargs)

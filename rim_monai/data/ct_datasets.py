@@ -38,6 +38,7 @@ from monai.data import MetaTensor
 from monai.transforms import Compose, MapTransform, RandFlipd, RandRotate90d
 from torch.utils.data import ConcatDataset, Dataset
 
+from rim_monai.classical import scaled_tv
 from rim_monai.data.dicom import dicom_slice_meta, read_dicom
 from rim_monai.data.file_utils import DataFileError
 from rim_monai.data.hdf5 import HDF5SliceDataset
@@ -155,31 +156,6 @@ class HounsfieldBaseline:
     def __call__(self, y: torch.Tensor, operator: Any) -> torch.Tensor:
         x = self.method(y, operator, **self.kwargs)
         return attenuation_to_hu(x, self.mu_water) if self.hounsfield else x
-
-
-def scaled_tv(y: torch.Tensor, operator: Any, weight: float = 0.05, warm_start: bool = True, **kwargs: Any) -> torch.Tensor:
-    r"""TV reconstruction (:func:`rim_monai.classical.tv_pdhg`) with :math:`\lambda` = ``weight`` times the data-driven
-    scale :func:`rim_monai.classical.default_weight_scale` (``weight`` = 0.05 is tv_pdhg's own default), so a weight tuned
-    on validation data carries over to any intensity scale. ``warm_start`` starts the iterations from the (Hann)
-    FBP image clamped at 0 instead of 0, which the objective does not depend on but a fixed iteration budget does.
-
-    Args:
-        y: sinograms ``(B, 1, angles, detectors)``.
-        operator: the ray transform.
-        weight: the factor :math:`c` of :math:`\lambda = c\,\mu\,s`.
-        warm_start: start from ``operator.fbp(y, filter="hann")`` clamped at 0.
-        kwargs: passed to ``tv_pdhg`` (``iterations``, ``nonneg``, ...).
-
-    Raises:
-        ValueError: a negative ``weight``.
-    """
-    from rim_monai.classical import default_weight_scale, tv_pdhg
-
-    if weight < 0:
-        raise ValueError(f"weight: expected a non-negative TV weight factor, got {weight}.")
-    if warm_start and "x0" not in kwargs and callable(getattr(operator, "fbp", None)):
-        kwargs["x0"] = operator.fbp(y, filter="hann").clamp_min(0.0)
-    return tv_pdhg(y, operator, lam=weight * default_weight_scale(y, operator), **kwargs)
 
 
 class FitToGridd(MapTransform):
