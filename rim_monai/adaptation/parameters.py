@@ -125,7 +125,7 @@ class OperatorParameter:
                 f"name: '{self.name}' of {type(operator).__name__} is a {type(value).__name__}, expected an "
                 "nn.Parameter (build the operator with its learnable option, e.g. learnable_shift=True)."
             )
-        if not getattr(operator, "native_autograd", False):
+        if not operator.native_autograd:
             raise ValueError(
                 f"name: {type(operator).__name__} does not use native autograd, so no gradient reaches "
                 f"'{self.name}'; estimate it with GeometryParameter (an outer search) instead."
@@ -166,8 +166,8 @@ class GeometryParameter:
         grid_points: points of the coarse grid (ends included).
 
     Raises:
-        ValueError: naming ``bounds``, ``tol`` or ``grid_points``; naming ``name`` when the operator has no
-            ``replace`` method or no such attribute.
+        ValueError: naming ``bounds``, ``tol`` or ``grid_points``; naming ``name`` when the operator does not
+            support ``"replace"`` or has no such attribute.
 
     Example:
         >>> estimate = [GeometryParameter("detector_shift", bounds=(-3.0, 3.0), tol=0.01)]
@@ -188,11 +188,11 @@ class GeometryParameter:
         self.grid_points = int(grid_points)
 
     def bind(self, operator: LinearOperator) -> None:
-        """Check that the operator exposes the parameter and a ``replace`` method."""
-        if not callable(getattr(operator, "replace", None)):
+        """Check that the operator supports ``"replace"`` and has the parameter."""
+        if not operator.supports("replace"):
             raise ValueError(
-                f"name: {type(operator).__name__} has no replace(**changes) method, so '{self.name}' cannot be "
-                "searched; expected an operator family such as RayTransform."
+                f"name: {type(operator).__name__} does not support 'replace' (operator.supports('replace') is False), "
+                f"so '{self.name}' cannot be searched; expected an operator family such as RayTransform."
             )
         self.value(operator)
 
@@ -245,9 +245,10 @@ class Reestimated:
 
     def bind(self, operator: LinearOperator) -> None:
         """Check that the operator can be rebuilt with a new value."""
-        if self.rebuild is None and not callable(getattr(operator, "replace", None)):
+        if self.rebuild is None and not operator.supports("replace"):
             raise ValueError(
-                f"name: {type(operator).__name__} has no replace(**changes) method; give rebuild=... for '{self.name}'."
+                f"name: {type(operator).__name__} does not support 'replace' (operator.supports('replace') is False); "
+                f"give rebuild=... for '{self.name}'."
             )
 
     def apply(self, operator: LinearOperator, y: torch.Tensor) -> LinearOperator:
@@ -268,27 +269,14 @@ class Reestimated:
         return f"Reestimated({self.name!r})"
 
 
-def _rebuild_masked_fourier(operator: LinearOperator, sens: torch.Tensor) -> LinearOperator:
-    from rim_monai.operators import MaskedFourier
-
-    shift = getattr(operator, "shift", None)
-    learnable = isinstance(shift, torch.nn.Parameter)
-    return MaskedFourier(
-        operator.mask,
-        sens=sens.to(operator.device),
-        shift=None if shift is None else shift.detach().clone(),
-        shape=tuple(operator.range_shape[-2:]),
-        learnable_shift=learnable,
-    ).to(operator.device)
-
-
 def coil_sensitivities(**kwargs: Any) -> Reestimated:
     """MRI: re-estimate the coil sensitivities of a ``MaskedFourier`` from the calibration region of the new k-space.
 
     Calls ``rim_monai.operators.estimate_sensitivities(y_i, **kwargs)`` on each measurement ``y_i`` ``(1, C, H, W)``
-    and rebuilds one operator per sample with the same mask and shift (``mask`` must be shared: ``(H, W)`` or
-    ``(1, 1, H, W)``). With a different coil count the measurements already have the new number of
-    coils; the operator given to :func:`~rim_monai.adaptation.adapt` only has to have the new mask.
+    and builds one operator per sample, ``operator.replace(sens=maps)``: the same mask and shift (a learnable shift
+    stays learnable, at its current value; ``mask`` must be shared: ``(H, W)`` or ``(1, 1, H, W)``). With a different
+    coil count the measurements already have the new number of coils; the operator given to
+    :func:`~rim_monai.adaptation.adapt` only has to have the new mask.
 
     Args:
         kwargs: passed to ``estimate_sensitivities`` (e.g. the calibration size).
@@ -302,7 +290,7 @@ def coil_sensitivities(**kwargs: Any) -> Reestimated:
 
         return estimate_sensitivities(y, **kwargs)
 
-    return Reestimated("sens", estimate, rebuild=_rebuild_masked_fourier, per_sample=True)
+    return Reestimated("sens", estimate, per_sample=True)
 
 
 ParameterSpec = Union[OperatorParameter, GeometryParameter, Reestimated]

@@ -100,7 +100,7 @@ def bench_ct(sizes, views, geometries, batches, min_time: float, log=print) -> l
                     base = seconds["ODL OperatorModule"]
                     row = {
                         "geometry": geometry, "size": size, "views": num_angles, "batch": batch,
-                        "detectors": matrix_op.num_detectors, "nnz": int(matrix_op._a_val.numel()),
+                        "detectors": matrix_op.num_detectors, "nnz": matrix_op.system_matrix.nnz,
                         "assembly_s": round(assembly, 3),
                         "samples_per_s": {k: batch / v for k, v in seconds.items()},
                         "speedup_vs_OperatorModule": {k: base / v for k, v in seconds.items()},

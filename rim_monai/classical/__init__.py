@@ -1,6 +1,8 @@
 """Classical reconstructions, the baselines every learned result is printed beside.
 
-See ``docs/classical.md`` for the update equations, the default TV weight and an example.
+See ``docs/classical.md`` for the update equations, the default TV weight and an example. The per-sample bookkeeping
+the solvers share (argument checks, per-sample scalars, norms, operator norms) is public in
+:mod:`rim_monai.classical.batching`, for writing new batched solvers.
 """
 
 from rim_monai.classical.cg import cg_normal

@@ -4,17 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rim_monai.classical._batch import (
-    Callback,
-    check_initial,
-    check_iterations,
-    check_measurements,
-    check_tol,
-    expand,
-    per_sample,
-    rdot,
-    sqnorm,
-)
+from rim_monai.classical.batching import Callback, check_initial, check_solver_inputs, expand, per_sample, rdot, sqnorm
 from rim_monai.operators.base import LinearOperator
 
 __all__ = ["cg_normal"]
@@ -76,9 +66,7 @@ def cg_normal(
         >>> torch.allclose(x, y / 2, atol=1e-6)
         True
     """
-    check_measurements(y, operator)
-    iterations = check_iterations(iterations)
-    tol = check_tol(tol)
+    iterations, tol = check_solver_inputs(y, operator, iterations, tol)
     nd = len(operator.domain_shape)
     with torch.no_grad():
         b = operator.adjoint(y)

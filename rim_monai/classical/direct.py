@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rim_monai.classical._batch import check_measurements
+from rim_monai.classical.batching import check_measurements
 from rim_monai.operators.base import LinearOperator
 
 __all__ = ["zero_filled", "fbp"]
@@ -47,7 +47,7 @@ def fbp(
 
     Args:
         y: sinograms, ``(*batch, *operator.range_shape)``.
-        operator: a tomography operator with an ``fbp(y, filter=..., frequency_scaling=...)`` method, such as
+        operator: an operator with the ``"fbp"`` ability (``operator.supports("fbp")``), such as
             :class:`~rim_monai.operators.RayTransform`.
         filter: apodisation window name, passed through.
         frequency_scaling: relative cut-off in ``(0, 1]``, passed through.
@@ -56,7 +56,9 @@ def fbp(
         ``(*batch, *operator.domain_shape)``.
 
     Raises:
-        ValueError: if the operator has no ``fbp`` method, or ``y`` does not fit the operator.
+        ValueError: if ``y`` does not fit the operator, or ``frequency_scaling`` is outside ``(0, 1]``;
+            :class:`~rim_monai.operators.UnsupportedAbilityError` (a ``ValueError`` too, starting ``operator:``)
+            when the operator does not support ``"fbp"``.
 
     Example:
         >>> from rim_monai.operators import RayTransform  # doctest: +SKIP
@@ -64,12 +66,7 @@ def fbp(
         >>> x_fbp = fbp(A(torch.rand(1, 1, 64, 64)), A, filter="hann")  # doctest: +SKIP
     """
     check_measurements(y, operator)
-    method = getattr(operator, "fbp", None)
-    if not callable(method):
-        raise ValueError(
-            f"operator: filtered back-projection needs an operator with an fbp() method (a tomography operator such "
-            f"as RayTransform), got {type(operator).__name__}; use zero_filled() or an iterative solver instead."
-        )
+    operator.require("fbp", "operator")
     if not (0.0 < float(frequency_scaling) <= 1.0):
         raise ValueError(f"frequency_scaling: expected a value in (0, 1], got {frequency_scaling!r}.")
-    return method(y, filter=filter, frequency_scaling=frequency_scaling)
+    return operator.fbp(y, filter=filter, frequency_scaling=frequency_scaling)

@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rim_monai.classical._batch import (
-    Callback,
-    check_initial,
-    check_iterations,
-    check_measurements,
-    expand,
-    operator_norm,
-    per_sample,
-)
+from rim_monai.classical.batching import Callback, check_initial, check_solver_inputs, expand, operator_norm, per_sample
 from rim_monai.operators.base import LinearOperator
 
 __all__ = ["landweber"]
@@ -61,8 +53,7 @@ def landweber(
         >>> torch.allclose(landweber(y, Identity((8, 8)), iterations=1), y)  # omega = 1 reaches y in one step
         True
     """
-    check_measurements(y, operator)
-    iterations = check_iterations(iterations)
+    iterations, _ = check_solver_inputs(y, operator, iterations)
     if nonneg and operator.domain_is_complex:
         raise ValueError("nonneg: the projection onto x >= 0 needs real images; this operator's domain is complex.")
     nd = len(operator.domain_shape)

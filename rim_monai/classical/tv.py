@@ -7,12 +7,11 @@ from typing import Any
 
 import torch
 
-from rim_monai.classical._batch import (
+from rim_monai.classical.batching import (
     Callback,
     check_initial,
-    check_iterations,
     check_measurements,
-    check_tol,
+    check_solver_inputs,
     expand,
     operator_norm,
     per_sample,
@@ -181,9 +180,7 @@ def tv_pdhg(
         >>> x.shape
         torch.Size([1, 1, 16, 16])
     """
-    check_measurements(y, operator)
-    iterations = check_iterations(iterations)
-    tol = check_tol(tol)
+    iterations, tol = check_solver_inputs(y, operator, iterations, tol)
     nd = len(operator.domain_shape)
     if nd < 2:
         raise ValueError(
@@ -234,24 +231,28 @@ def tv_pdhg(
     return x
 
 
-def scaled_tv(y: torch.Tensor, operator: Any, weight: float = 0.05, warm_start: bool = True, **kwargs: Any) -> torch.Tensor:
+def scaled_tv(
+    y: torch.Tensor, operator: LinearOperator, weight: float = 0.05, warm_start: bool = True, **kwargs: Any
+) -> torch.Tensor:
     r"""TV reconstruction (:func:`tv_pdhg`) with :math:`\lambda` = ``weight`` times the data-driven
     scale :func:`default_weight_scale` (``weight`` = 0.05 is tv_pdhg's own default), so a weight tuned
     on validation data carries over to any intensity scale. ``warm_start`` starts the iterations from the (Hann)
     FBP image clamped at 0 instead of 0, which the objective does not depend on but a fixed iteration budget does.
 
     Args:
-        y: sinograms ``(B, 1, angles, detectors)``.
-        operator: the ray transform.
+        y: measurements ``(*batch, *operator.range_shape)``, e.g. sinograms ``(B, 1, angles, detectors)``.
+        operator: the forward model, e.g. the ray transform.
         weight: the factor :math:`c` of :math:`\lambda = c\,\mu\,s`.
-        warm_start: start from ``operator.fbp(y, filter="hann")`` clamped at 0.
+        warm_start: start from ``operator.fbp(y, filter="hann")`` clamped at 0 when the operator supports
+            ``"fbp"`` (from 0 otherwise).
         kwargs: passed to ``tv_pdhg`` (``iterations``, ``nonneg``, ...).
 
     Raises:
-        ValueError: a negative ``weight``.
+        ValueError: a negative ``weight``, and the errors of :func:`tv_pdhg`.
     """
     if weight < 0:
         raise ValueError(f"weight: expected a non-negative TV weight factor, got {weight}.")
-    if warm_start and "x0" not in kwargs and callable(getattr(operator, "fbp", None)):
+    check_measurements(y, operator)
+    if warm_start and "x0" not in kwargs and operator.supports("fbp"):
         kwargs["x0"] = operator.fbp(y, filter="hann").clamp_min(0.0)
     return tv_pdhg(y, operator, lam=weight * default_weight_scale(y, operator), **kwargs)

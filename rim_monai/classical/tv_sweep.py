@@ -62,12 +62,13 @@ def run_sweep(n: int = 64, iterations: int = 500, weights=WEIGHTS, seed: int = 0
     lines = [head, "|" + " --- |" * (len(weights) + 3)]
     for name, op, x, level in _problems(n):
         y = _noisy(op(x), level, seed)
-        base = fbp(y, op, filter="hann") if hasattr(op, "fbp") else zero_filled(y, op)
+        base = fbp(y, op, filter="hann") if op.supports("fbp") else zero_filled(y, op)
         scale = default_weight_scale(y, op)
         scores = [_psnr(tv_pdhg(y, op, lam=c * scale, iterations=iterations, tol=1e-5), x) for c in weights]
         best = weights[int(np.argmax(scores))]
         cells = " | ".join(f"**{s:.2f}**" if c == DEFAULT_TV_WEIGHT else f"{s:.2f}" for c, s in zip(weights, scores))
-        kind = "FBP" if hasattr(op, "fbp") else ("noisy" if op.domain_shape == op.range_shape and not op.domain_is_complex else "zero-filled")
+        denoising = op.domain_shape == op.range_shape and not op.domain_is_complex
+        kind = "FBP" if op.supports("fbp") else ("noisy" if denoising else "zero-filled")
         lines.append(f"| {name} | {kind} {_psnr(base, x):.2f} | {cells} | {best:g} |")
     return "\n".join(lines)
 

@@ -1,5 +1,6 @@
 """Reconstruction networks, all called as ``net(y, A)`` (see ``docs/networks.md``)."""
 
+from rim_monai.networks.base import IterativeNetwork, ReconstructionNetwork
 from rim_monai.networks.blocks import ConvGRUCell, ConvStack
 from rim_monai.networks.deq import DeepEquilibrium, anderson
 from rim_monai.networks.fbpconvnet import FBPConvNet
@@ -11,6 +12,8 @@ from rim_monai.networks.rim import RIM
 # -- further network modules register their public names below (one import line each) --
 
 __all__ = [
+    "IterativeNetwork",
+    "ReconstructionNetwork",
     "ConvGRUCell",
     "ConvStack",
     "DeepEquilibrium",

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from rim_monai.networks.base import IterativeNetwork, renamed_argument
 from rim_monai.networks.blocks import ConvStack
-from rim_monai.networks.utils import INIT_MODES, check_inputs, from_channels, initial_estimate, step_scale, to_channels
+from rim_monai.networks.utils import from_channels, initial_estimate, step_scale, to_channels
 from rim_monai.operators.base import LinearOperator
 
 __all__ = ["DeepEquilibrium", "anderson"]
@@ -80,7 +82,7 @@ def anderson(
     return z.reshape(shape), {"iterations": iterations, "residual": residual}
 
 
-class DeepEquilibrium(nn.Module):
+class DeepEquilibrium(IterativeNetwork):
     r"""Deep equilibrium network (Gilton, Ongie & Willett, *IEEE TCI* 2021): the fixed point :math:`z^* = f_\theta(z^*; y, A)`.
 
     With :math:`c = 1/\|A\|^2`, a learnable step :math:`\eta = \mathrm{softplus}(\phi_\eta)` and a learnable
@@ -113,14 +115,16 @@ class DeepEquilibrium(nn.Module):
         step: initial :math:`\eta`.
         weight: initial :math:`\alpha`.
         init: start of the fixed-point iteration: ``"adjoint"``, ``"fbp"`` or ``"zeros"``.
-        max_iter: forward iterations (``steps`` at call time overrides).
+        iterations: the most forward iterations (``iterations`` at call time overrides).
         tol: forward relative residual tolerance.
         backward: ``"implicit"`` or ``"jacobian_free"``.
-        backward_max_iter: iterations of the adjoint fixed-point solve.
+        backward_iterations: the most iterations of the adjoint fixed-point solve.
         backward_tol: its relative residual tolerance.
         memory: Anderson memory.
         regularizer: a module to use as :math:`D_\theta` instead of the default CNN (channels in = channels out =
             ``C``, or ``2C`` for complex images).
+        max_iter: deprecated name of ``iterations`` (``DeprecationWarning``).
+        backward_max_iter: deprecated name of ``backward_iterations``.
 
     Shapes:
         ``y``: ``(B, ..., *A.range_shape)``; returns images shaped like ``A.adjoint(y)``; ``return_all=True`` gives
@@ -143,33 +147,49 @@ class DeepEquilibrium(nn.Module):
         step: float = 0.5,
         weight: float = 0.1,
         init: str = "adjoint",
-        max_iter: int = 50,
+        iterations: int = 50,
         tol: float = 1e-4,
         backward: str = "implicit",
-        backward_max_iter: int = 50,
+        backward_iterations: int = 50,
         backward_tol: float = 1e-5,
         memory: int = 5,
         regularizer: nn.Module | None = None,
+        *,
+        max_iter: int | None = None,
+        backward_max_iter: int | None = None,
     ) -> None:
-        super().__init__()
+        iterations = renamed_argument("DeepEquilibrium", "iterations", iterations, "max_iter", max_iter, default=50)
+        backward_iterations = renamed_argument("DeepEquilibrium", "backward_iterations", backward_iterations,
+                                               "backward_max_iter", backward_max_iter, default=50)
+        super().__init__(in_channels, complex_, iterations, init, share_weights=True)
         if mode not in ("gradient", "prox"):
             raise ValueError(f"mode: expected 'gradient' or 'prox', got {mode!r}.")
         if backward not in ("implicit", "jacobian_free"):
             raise ValueError(f"backward: expected 'implicit' or 'jacobian_free', got {backward!r}.")
-        if init not in INIT_MODES:
-            raise ValueError(f"init: expected one of {INIT_MODES}, got {init!r}.")
         if step <= 0:
             raise ValueError(f"step: expected a positive step size, got {step}.")
         if weight <= 0:
             raise ValueError(f"weight: expected a positive Tikhonov weight, got {weight}.")
-        self.in_channels, self.complex_, self.mode, self.init = int(in_channels), bool(complex_), mode, init
-        self.max_iter, self.tol, self.backward, self.memory = int(max_iter), float(tol), backward, int(memory)
-        self.backward_max_iter, self.backward_tol = int(backward_max_iter), float(backward_tol)
-        c = self.in_channels * (2 if self.complex_ else 1)
+        self.mode, self.tol, self.backward, self.memory = mode, float(tol), backward, int(memory)
+        self.backward_iterations, self.backward_tol = int(backward_iterations), float(backward_tol)
+        c = self.real_channels
         self.regularizer = regularizer if regularizer is not None else ConvStack(c, c, features, zero_last=True)
         self.raw_step = nn.Parameter(torch.tensor(float(step)).expm1().log())
         self.raw_weight = nn.Parameter(torch.tensor(float(weight)).expm1().log())
         self.last_stats: dict[str, float] = {}
+
+    @property
+    def max_iter(self) -> int:
+        """Deprecated name of :attr:`iterations`."""
+        warnings.warn("DeepEquilibrium: 'max_iter' is deprecated, use 'iterations'.", DeprecationWarning, stacklevel=2)
+        return self.iterations
+
+    @property
+    def backward_max_iter(self) -> int:
+        """Deprecated name of :attr:`backward_iterations`."""
+        warnings.warn("DeepEquilibrium: 'backward_max_iter' is deprecated, use 'backward_iterations'.",
+                      DeprecationWarning, stacklevel=2)
+        return self.backward_iterations
 
     @property
     def step(self) -> torch.Tensor:
@@ -191,18 +211,8 @@ class DeepEquilibrium(nn.Module):
         u = z - step * grad
         return (u - self.regularizer(u)) / (1 + step * self.weight)
 
-    def forward(
-        self, y: torch.Tensor, A: LinearOperator, steps: int | None = None, return_all: bool = False
-    ) -> torch.Tensor | list[torch.Tensor]:
-        """Find the equilibrium for ``(y, A)``; ``steps`` overrides ``max_iter``.
-
-        Raises:
-            ValueError: bad ``y``, ``A`` or ``steps``.
-        """
-        adjoint = check_inputs(y, A, self.in_channels, self.complex_)
-        max_iter = self.max_iter if steps is None else int(steps)
-        if max_iter < 1:
-            raise ValueError(f"steps: expected a positive number of iterations, got {max_iter}.")
+    def iterate(self, y: torch.Tensor, A: LinearOperator, adjoint: torch.Tensor, iterations: int) -> list[torch.Tensor]:
+        """``[x_hat]``: the equilibrium for ``(y, A)``, found in at most ``iterations`` forward iterations."""
         scale = step_scale(A)
         z0 = to_channels(initial_estimate(y, A, self.init, adjoint))
 
@@ -210,7 +220,7 @@ class DeepEquilibrium(nn.Module):
             return self.iteration(z, y, A, scale)
 
         with torch.no_grad():
-            z_star, stats = anderson(f, z0.detach(), self.memory, max_iter, self.tol)
+            z_star, stats = anderson(f, z0.detach(), self.memory, iterations, self.tol)
         self.last_stats = {"forward_iterations": stats["iterations"], "forward_residual": stats["residual"]}
         z = f(z_star)
         if z.requires_grad and self.backward == "implicit":
@@ -224,7 +234,7 @@ class DeepEquilibrium(nn.Module):
                     return vjp + grad
 
                 with torch.no_grad():
-                    g, bstats = anderson(adjoint_map, grad, self.memory, self.backward_max_iter, self.backward_tol)
+                    g, bstats = anderson(adjoint_map, grad, self.memory, self.backward_iterations, self.backward_tol)
                 ok = bool(torch.isfinite(g).all()) and bstats["residual"] < 1e-2
                 self.last_stats.update(
                     backward_iterations=bstats["iterations"], backward_residual=bstats["residual"], backward_fallback=not ok
@@ -232,5 +242,4 @@ class DeepEquilibrium(nn.Module):
                 return g if ok else grad
 
             z.register_hook(implicit)
-        out = from_channels(z, self.complex_)
-        return [out] if return_all else out
+        return [from_channels(z, self.complex_)]

@@ -6,20 +6,20 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from monai.networks.nets import UNet
 
-from rim_monai.networks.utils import check_inputs, from_channels, initial_estimate, to_channels
+from rim_monai.networks.base import ReconstructionNetwork
+from rim_monai.networks.utils import from_channels, initial_estimate, to_channels
 from rim_monai.operators.base import LinearOperator
 
 __all__ = ["FBPConvNet"]
 
 
-class FBPConvNet(nn.Module):
+class FBPConvNet(ReconstructionNetwork):
     r"""Post-processing network: :math:`\hat x = x_0 + U_\theta(x_0)` with :math:`x_0` the classical reconstruction.
 
-    :math:`x_0` is ``A.fbp(y)`` when the operator has a filtered back-projection (CT), else
+    :math:`x_0` is ``A.fbp(y)`` when the operator supports ``"fbp"`` (CT), else
     :math:`A^H y / \|A\|^2` (the zero-filled image for MRI, the noisy image for denoising). :math:`U_\theta` is a
     MONAI :class:`~monai.networks.nets.UNet` (batch norm, ReLU, as in Jin et al.); the image is zero-padded to a
     multiple of the total stride and cropped back, so any size works.
@@ -39,8 +39,8 @@ class FBPConvNet(nn.Module):
 
     Example:
         >>> from rim_monai.operators import Identity
-        >>> net = FBPConvNet(channels=(4, 8), strides=(2,))
-        >>> net(torch.rand(1, 1, 9, 9), Identity((9, 9))).shape
+        >>> post = FBPConvNet(channels=(4, 8), strides=(2,))       # any image size: 9 is padded to 10 and cropped
+        >>> post(torch.rand(1, 1, 9, 9), Identity((9, 9))).shape
         torch.Size([1, 1, 9, 9])
     """
 
@@ -54,11 +54,10 @@ class FBPConvNet(nn.Module):
         norm: str = "batch",
         act: str = "relu",
     ) -> None:
-        super().__init__()
+        super().__init__(in_channels, complex_)
         if len(strides) != len(channels) - 1:
             raise ValueError(f"strides: expected {len(channels) - 1} strides for channels={tuple(channels)}, got {tuple(strides)}.")
-        self.in_channels, self.complex_ = int(in_channels), bool(complex_)
-        c = self.in_channels * (2 if self.complex_ else 1)
+        c = self.real_channels
         self.multiple = int(math.prod(int(s) for s in strides))
         self.unet = UNet(
             spatial_dims=2,
@@ -77,7 +76,7 @@ class FBPConvNet(nn.Module):
         Raises:
             ValueError: bad ``y`` or ``A``.
         """
-        adjoint = check_inputs(y, A, self.in_channels, self.complex_)
+        adjoint = self.check(y, A)
         x0 = to_channels(initial_estimate(y, A, "fbp", adjoint))
         h, w = x0.shape[-2:]
         ph, pw = (-h) % self.multiple, (-w) % self.multiple

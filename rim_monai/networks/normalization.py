@@ -58,7 +58,7 @@ class ScaleEquivariant(nn.Module):
     Example:
         >>> from rim_monai.networks import RIM
         >>> from rim_monai.operators import Identity
-        >>> net = ScaleEquivariant(RIM(features=(4, 4), steps=2)).eval()
+        >>> net = ScaleEquivariant(RIM(features=(4, 4), iterations=2)).eval()
         >>> y, A = torch.rand(1, 1, 8, 8), Identity((8, 8))
         >>> torch.allclose(net(1e3 * y, A), 1e3 * net(y, A), rtol=1e-4, atol=1e-5)
         True

@@ -19,15 +19,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
+from rim_monai.networks.base import IterativeNetwork
 from rim_monai.networks.blocks import ConvStack
-from rim_monai.networks.utils import (
-    check_inputs,
-    channels_to_complex,
-    complex_to_channels,
-    from_channels,
-    initial_estimate,
-    to_channels,
-)
+from rim_monai.networks.utils import channels_to_complex, complex_to_channels, from_channels, initial_estimate, to_channels
 from rim_monai.operators.base import LinearOperator
 
 __all__ = ["LearnedPrimalDual", "fold_measurements", "unfold_measurements"]
@@ -58,7 +52,7 @@ def unfold_measurements(t: torch.Tensor, shape: Sequence[int], complex_: bool) -
     return t.reshape(tuple(shape))
 
 
-class LearnedPrimalDual(nn.Module):
+class LearnedPrimalDual(IterativeNetwork):
     r"""Learned primal-dual (Adler & Öktem, *IEEE TMI* 2018).
 
     With the normalised operator :math:`\tilde A = A/\|A\|` and data :math:`\tilde y = y/\|A\|`, primal memory
@@ -81,7 +75,7 @@ class LearnedPrimalDual(nn.Module):
         n_dual: dual memory :math:`N_d` (5).
         features: hidden widths of each block (``(32, 32)``: three convolutions with 32 features).
         init: ``"zeros"`` or ``"fbp"``.
-        share_weights: one primal and one dual block for all iterations (then any number of steps runs).
+        share_weights: one primal and one dual block for all iterations (then any number of iterations runs).
         complex_measurements: whether the measurements are complex (k-space); defaults to ``complex_``.
 
     Shapes:
@@ -90,9 +84,9 @@ class LearnedPrimalDual(nn.Module):
 
     Example:
         >>> from rim_monai.operators import Identity
-        >>> net = LearnedPrimalDual(iterations=2, features=(8,))
-        >>> net(torch.rand(1, 1, 8, 8), Identity((8, 8))).shape
-        torch.Size([1, 1, 8, 8])
+        >>> lpd = LearnedPrimalDual(iterations=2, n_primal=3, n_dual=3, features=(8,))
+        >>> [tuple(x.shape) for x in lpd(torch.rand(1, 1, 8, 8), Identity((8, 8)), return_all=True)]
+        [(1, 1, 8, 8), (1, 1, 8, 8)]
     """
 
     def __init__(
@@ -107,43 +101,26 @@ class LearnedPrimalDual(nn.Module):
         share_weights: bool = False,
         complex_measurements: bool | None = None,
     ) -> None:
-        super().__init__()
-        if init not in ("zeros", "fbp"):
-            raise ValueError(f"init: expected 'zeros' or 'fbp', got {init!r}.")
-        if int(iterations) < 1 or int(n_primal) < 1 or int(n_dual) < 1:
-            raise ValueError(
-                f"iterations, n_primal, n_dual: expected positive numbers, got {iterations}, {n_primal}, {n_dual}."
-            )
-        self.in_channels, self.complex_, self.init = int(in_channels), bool(complex_), init
-        self.iterations, self.n_primal, self.n_dual = int(iterations), int(n_primal), int(n_dual)
-        self.share_weights = bool(share_weights)
+        super().__init__(in_channels, complex_, iterations, init, share_weights, init_modes=("zeros", "fbp"))
+        if int(n_primal) < 1 or int(n_dual) < 1:
+            raise ValueError(f"n_primal, n_dual: expected positive numbers, got {n_primal}, {n_dual}.")
+        self.n_primal, self.n_dual = int(n_primal), int(n_dual)
         self.complex_measurements = self.complex_ if complex_measurements is None else bool(complex_measurements)
         self.features = tuple(features)
-        c = self.in_channels * (2 if self.complex_ else 1)
-        blocks = 1 if self.share_weights else self.iterations
+        c, k = self.real_channels, (2 if self.complex_measurements else 1)
         self.primal_blocks = nn.ModuleList(
-            ConvStack((self.n_primal + 1) * c, self.n_primal * c, self.features) for _ in range(blocks)
+            ConvStack((self.n_primal + 1) * c, self.n_primal * c, self.features) for _ in range(self.num_weight_sets)
         )
-        k = 2 if self.complex_measurements else 1
         self.dual_blocks = nn.ModuleList(
-            ConvStack((self.n_dual + 2) * k, self.n_dual * k, self.features) for _ in range(blocks)
+            ConvStack((self.n_dual + 2) * k, self.n_dual * k, self.features) for _ in range(self.num_weight_sets)
         )
 
-    def forward(
-        self, y: torch.Tensor, A: LinearOperator, steps: int | None = None, return_all: bool = False
-    ) -> torch.Tensor | list[torch.Tensor]:
-        """Run the primal-dual iterations (see the class docstring).
+    def iterate(self, y: torch.Tensor, A: LinearOperator, adjoint: torch.Tensor, iterations: int) -> list[torch.Tensor]:
+        """The estimates :math:`f_1^{(1)}, \\dots, f_I^{(1)}` (``I = iterations``; see the class docstring).
 
         Raises:
-            ValueError: bad ``y``/``A``, or ``steps`` other than ``iterations`` without shared weights.
+            ValueError: naming ``A`` when its measurements are not of the kind the dual network was built for.
         """
-        adjoint = check_inputs(y, A, self.in_channels, self.complex_)
-        steps = self.iterations if steps is None else int(steps)
-        if steps < 1 or (not self.share_weights and steps != self.iterations):
-            raise ValueError(
-                f"steps: this network has {self.iterations} iterations with their own weights, got steps={steps} "
-                "(build it with share_weights=True to run any number of steps)."
-            )
         if bool(A.range_is_complex) != self.complex_measurements:
             raise ValueError(
                 f"A: the dual network was built for {'complex' if self.complex_measurements else 'real'} measurements "
@@ -151,8 +128,7 @@ class LearnedPrimalDual(nn.Module):
                 f"{'complex' if A.range_is_complex else 'real'}."
             )
         norm = float(A.opnorm()) or 1.0
-        k = 2 if A.range_is_complex else 1
-        c = self.in_channels * (2 if self.complex_ else 1)
+        k, c = (2 if A.range_is_complex else 1), self.real_channels
         range_ndim = len(A.range_shape)
         y_folded, y_shape = fold_measurements(y / norm, range_ndim)
         if self.init == "fbp":
@@ -161,11 +137,11 @@ class LearnedPrimalDual(nn.Module):
             f = to_channels(adjoint).new_zeros(adjoint.shape[0], self.n_primal * c, *adjoint.shape[2:])
         h = y_folded.new_zeros(y_folded.shape[0], self.n_dual * k, *y_folded.shape[2:])
         estimates = []
-        for i in range(steps):
+        for i in range(iterations):
             f2 = f[:, c : 2 * c] if self.n_primal > 1 else f[:, :c]
             forward, _ = fold_measurements(A(from_channels(f2, self.complex_), check=False) / norm, range_ndim)
-            h = h + self.dual_blocks[0 if self.share_weights else i](torch.cat([h, forward, y_folded], dim=1))
+            h = h + self.dual_blocks[self.weight_index(i)](torch.cat([h, forward, y_folded], dim=1))
             back = A.adjoint(unfold_measurements(h[:, :k], y_shape, A.range_is_complex), check=False) / norm
-            f = f + self.primal_blocks[0 if self.share_weights else i](torch.cat([f, to_channels(back)], dim=1))
+            f = f + self.primal_blocks[self.weight_index(i)](torch.cat([f, to_channels(back)], dim=1))
             estimates.append(from_channels(f[:, :c], self.complex_))
-        return estimates if return_all else estimates[-1]
+        return estimates

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import warnings
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from rim_monai.networks.base import IterativeNetwork, renamed_argument
 from rim_monai.networks.blocks import ConvGRUCell, same_padding
-from rim_monai.networks.utils import (
-    INIT_MODES,
-    check_inputs,
-    from_channels,
-    initial_estimate,
-    sigma_like,
-    step_scale,
-    to_channels,
-)
+from rim_monai.networks.utils import from_channels, initial_estimate, sigma_like, step_scale, to_channels
 from rim_monai.operators.base import LinearOperator
 from rim_monai.operators.likelihood import GaussianLikelihood
 
@@ -128,7 +123,7 @@ class DilatedCell(nn.Module):
         return self.out(h), (new_state if self.recurrent else None)
 
 
-class RIM(nn.Module):
+class RIM(IterativeNetwork):
     r"""Recurrent Inference Machine (Putzky & Welling 2017, Eqs. 9-15).
 
     The network iterates in the unconstrained space :math:`\eta` of a link function :math:`x = \Psi(\eta)`:
@@ -154,7 +149,7 @@ class RIM(nn.Module):
         architecture: ``"paper"`` (strided, GRU 256), ``"atrous"`` (dilated, ~5e5 parameters) or ``"compact"``.
         variant: ``"rim"``, ``"gdn"`` or ``"ffn"``.
         link: ``"identity"``, ``"sigmoid"`` (the paper's, for images in [0, 1]) or ``"softplus"`` (positive images).
-        steps: the number of steps :math:`T` (the default of ``forward``; any number can be run).
+        iterations: the number of steps :math:`T` (the default of ``forward``; any number can be run).
         init: ``"adjoint"``, ``"fbp"`` or ``"zeros"`` (see above).
         features: compact architecture: stage widths; paper architecture: ``(outer, hidden)`` widths
             (default ``(64, 256)``); ignored by ``"atrous"``.
@@ -164,16 +159,17 @@ class RIM(nn.Module):
         zero_init_update: start the output convolution of :math:`h_\phi` at zero, so that an untrained RIM returns
             its start :math:`x_0` at every step and training only has to learn improvements (the random initial
             updates otherwise make the first steps worse than the start and slow training down).
+        steps: deprecated name of ``iterations`` (``DeprecationWarning``).
 
     Shapes:
         ``y``: ``(B, ..., *A.range_shape)``; returns images shaped like ``A.adjoint(y)``, ``(B, C, H, W)`` real or
-        complex, or a list of ``steps`` of them with ``return_all=True``.
+        complex, or a list of ``iterations`` of them with ``return_all=True``.
 
     Example:
         >>> from rim_monai.operators import Identity
-        >>> net = RIM(in_channels=1, architecture="compact", features=(8, 8), steps=4)
+        >>> net = RIM(in_channels=1, architecture="compact", features=(8, 8), iterations=4)
         >>> y = torch.rand(2, 1, 16, 16)
-        >>> len(net(y, Identity((16, 16)), return_all=True, steps=8))
+        >>> len(net(y, Identity((16, 16)), return_all=True, iterations=8))
         8
     """
 
@@ -184,15 +180,18 @@ class RIM(nn.Module):
         architecture: str = "compact",
         variant: str = "rim",
         link: str = "identity",
-        steps: int = 10,
+        iterations: int = 10,
         init: str = "adjoint",
         features: Sequence[int] | None = None,
         dilations: Sequence[int] = (1, 2),
         normalize_gradient: bool = True,
         init_epsilon: float = 1.0,
         zero_init_update: bool = True,
+        *,
+        steps: int | None = None,
     ) -> None:
-        super().__init__()
+        iterations = renamed_argument("RIM", "iterations", iterations, "steps", steps, default=10)
+        super().__init__(in_channels, complex_, iterations, init, share_weights=True)
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture: expected one of {ARCHITECTURES}, got {architecture!r}.")
         if variant not in VARIANTS:
@@ -201,16 +200,9 @@ class RIM(nn.Module):
             raise ValueError(f"link: expected one of {LINKS}, got {link!r}.")
         if complex_ and link != "identity":
             raise ValueError(f"link: complex images need link='identity' (a {link} link has no meaning for complex values).")
-        if init not in INIT_MODES:
-            raise ValueError(f"init: expected one of {INIT_MODES}, got {init!r}.")
-        if int(steps) < 1:
-            raise ValueError(f"steps: expected a positive number of steps, got {steps}.")
-        if in_channels < 1:
-            raise ValueError(f"in_channels: expected a positive number of image channels, got {in_channels}.")
-        self.in_channels, self.complex_ = int(in_channels), bool(complex_)
-        self.architecture, self.variant, self.link, self.init = architecture, variant, link, init
-        self.steps, self.normalize_gradient = int(steps), bool(normalize_gradient)
-        channels = self.in_channels * (2 if self.complex_ else 1)
+        self.architecture, self.variant, self.link = architecture, variant, link
+        self.normalize_gradient = bool(normalize_gradient)
+        channels = self.real_channels
         cell_in = channels if variant == "gdn" else 2 * channels
         recurrent = variant != "ffn"
         if architecture == "paper":
@@ -224,6 +216,12 @@ class RIM(nn.Module):
         if zero_init_update:
             nn.init.zeros_(self.cell.out.weight)
             nn.init.zeros_(self.cell.out.bias)
+
+    @property
+    def steps(self) -> int:
+        """Deprecated name of :attr:`iterations`."""
+        warnings.warn("RIM: 'steps' is deprecated, use 'iterations'.", DeprecationWarning, stacklevel=2)
+        return self.iterations
 
     # ------------------------------------------------------------------ link function
     def psi(self, eta: torch.Tensor) -> torch.Tensor:
@@ -273,28 +271,38 @@ class RIM(nn.Module):
         self,
         y: torch.Tensor,
         A: LinearOperator,
-        steps: int | None = None,
+        iterations: int | None = None,
         sigma: float | torch.Tensor | None = None,
         return_all: bool = False,
+        *,
+        steps: int | None = None,
     ) -> torch.Tensor | list[torch.Tensor]:
-        """Run ``steps`` RIM steps (default ``self.steps``) on measurements ``y`` of operator ``A``.
+        """Run ``iterations`` RIM steps (default ``self.iterations``) on measurements ``y`` of operator ``A``.
 
-        Args:
-            y: measurements ``(B, ..., *A.range_shape)``.
-            A: the forward operator (any :class:`LinearOperator`; may differ from the one trained with).
-            steps: number of steps :math:`T`.
-            sigma: noise standard deviation, a float or one value per sample ``(B,)``; ``None`` means 0 (then only
-                the learned :math:`\\epsilon` sets the gradient scale).
-            return_all: return the list of all ``steps`` estimates :math:`x_1, \\dots, x_T`.
+        As :meth:`IterativeNetwork.forward <rim_monai.networks.base.IterativeNetwork.forward>`, with the noise level
+        ``sigma``: a float or one value per sample ``(B,)``; ``None`` means 0 (then only the learned
+        :math:`\\epsilon` sets the gradient scale). ``return_all`` gives the ``iterations`` estimates
+        :math:`x_1, \\dots, x_T`.
 
         Raises:
-            ValueError: bad ``y``, ``A``, ``steps`` or ``sigma``.
+            ValueError: bad ``y``, ``A``, ``iterations`` or ``sigma``.
         """
-        adjoint = check_inputs(y, A, self.in_channels, self.complex_)
-        steps = self.steps if steps is None else int(steps)
-        if steps < 1:
-            raise ValueError(f"steps: expected a positive number of steps, got {steps}.")
-        sig = sigma_like(sigma, adjoint)
+        adjoint = self.check(y, A)
+        count = self.call_iterations(iterations, steps)
+        estimates = self.iterate(y, A, adjoint, count, sigma_like(sigma, adjoint))
+        return estimates if return_all else estimates[-1]
+
+    def iterate(
+        self,
+        y: torch.Tensor,
+        A: LinearOperator,
+        adjoint: torch.Tensor,
+        iterations: int,
+        sigma: torch.Tensor | None = None,
+    ) -> list[torch.Tensor]:
+        """The estimates :math:`x_1, \\dots, x_T` (``T = iterations``) for a noise level ``sigma`` broadcastable to
+        the images (:func:`~rim_monai.networks.utils.sigma_like`; ``None``: 0)."""
+        sig = sigma_like(None, adjoint) if sigma is None else sigma
         scale = step_scale(A) if self.normalize_gradient else 1.0
         if self.init == "zeros":
             eta = torch.zeros_like(to_channels(adjoint))
@@ -302,10 +310,10 @@ class RIM(nn.Module):
             eta = self.psi_inverse(to_channels(initial_estimate(y, A, self.init, adjoint)))
         state = None
         estimates: list[torch.Tensor] = []
-        for _ in range(steps):
+        for _ in range(iterations):
             grad = self.likelihood_gradient(eta, y, A, sig, scale)
             u = grad if self.variant == "gdn" else torch.cat([grad, eta], dim=1)
             delta, state = self.cell(u, state)
             eta = eta + delta
             estimates.append(from_channels(self.psi(eta), self.complex_))
-        return estimates if return_all else estimates[-1]
+        return estimates

@@ -110,7 +110,8 @@ def initial_estimate(y: torch.Tensor, A: LinearOperator, mode: str, adjoint: tor
 
     * ``"zeros"``: :math:`x_0 = 0`.
     * ``"adjoint"``: :math:`x_0 = A^H y / \|A\|^2` (one Landweber step from zero with step :math:`1/\|A\|^2`).
-    * ``"fbp"``: ``A.fbp(y)`` when the operator has one (CT), else the ``"adjoint"`` start (zero-filled for MRI).
+    * ``"fbp"``: ``A.fbp(y)`` when the operator supports ``"fbp"`` (CT), else the ``"adjoint"`` start
+      (zero-filled for MRI).
 
     Args:
         y: measurements.
@@ -127,7 +128,7 @@ def initial_estimate(y: torch.Tensor, A: LinearOperator, mode: str, adjoint: tor
         adjoint = A.adjoint(y, check=False)
     if mode == "zeros":
         return torch.zeros_like(adjoint)
-    if mode == "fbp" and callable(getattr(A, "fbp", None)):
+    if mode == "fbp" and A.supports("fbp"):
         x0 = A.fbp(y)
         if x0.shape != adjoint.shape:
             raise ValueError(f"A: A.fbp(y) returned shape {tuple(x0.shape)}, expected that of A.adjoint(y) {tuple(adjoint.shape)}.")

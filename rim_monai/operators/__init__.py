@@ -14,7 +14,9 @@ from rim_monai.operators.fourier import MaskedFourier, channels_to_complex, coil
 from rim_monai.operators.masks import center_fraction_for, equispaced_mask, poisson_disc_mask, random_mask
 from rim_monai.operators.coils import birdcage_maps, calibration_shape, estimate_sensitivities
 from rim_monai.operators.imaging import Blur, Downsample, RandomProjection, gaussian_kernel, imresize_matrix
-from rim_monai.operators.base import all_finite
+from rim_monai.operators.real_view import RealImageView
+from rim_monai.operators.base import OPTIONAL_ABILITIES, UnsupportedAbilityError, all_finite
+from rim_monai.operators.system_matrix import SparseSystemMatrix
 
 __all__ = [
     "AdjointOperator",
@@ -44,7 +46,11 @@ __all__ = [
     "Blur",
     "Downsample",
     "RandomProjection",
+    "RealImageView",
     "gaussian_kernel",
     "imresize_matrix",
     "all_finite",
+    "OPTIONAL_ABILITIES",
+    "UnsupportedAbilityError",
+    "SparseSystemMatrix",
 ]

@@ -9,20 +9,91 @@ Calling the operator (``A(x)``) and :meth:`LinearOperator.adjoint` go through a 
 backward is the *other* map, so ``x.grad`` of ``<A x, g>`` is exactly ``A.adjoint(g)`` — not a numerical
 approximation, and valid for backends (ASTRA, sparse matrices) that autograd cannot see through. The backward itself
 calls the autograd-enabled counterpart, so double backward (Hessian-vector products, implicit differentiation) works.
+
+Optional abilities are *declared*, never guessed: an operator class lists what it can do beyond ``A``, ``A^H`` in
+:attr:`LinearOperator.abilities` (names from :data:`OPTIONAL_ABILITIES`), callers ask ``A.supports("fbp")``, and the
+base class's default :meth:`LinearOperator.fbp` / :meth:`LinearOperator.replace` raise
+:class:`UnsupportedAbilityError` naming the operator class, the ability and what to use instead.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
 
-__all__ = ["LinearOperator", "AdjointOperator", "check_tensor", "all_finite"]
+__all__ = [
+    "LinearOperator",
+    "AdjointOperator",
+    "check_tensor",
+    "all_finite",
+    "OPTIONAL_ABILITIES",
+    "UnsupportedAbilityError",
+]
+
+#: The optional abilities a :class:`LinearOperator` may declare: name -> (what it is, what to use without it).
+OPTIONAL_ABILITIES: dict[str, tuple[str, str]] = {
+    "fbp": (
+        "filtered back-projection, A.fbp(y, filter=..., frequency_scaling=...)",
+        "use the adjoint A.adjoint(y) (rim_monai.classical.zero_filled) or an iterative solver "
+        "(rim_monai.classical.cg_normal, tv_pdhg)",
+    ),
+    "replace": (
+        "a copy with some constructor parameters changed, A.replace(**changes)",
+        "build a new operator with the changed arguments",
+    ),
+}
+
+# the methods that implement each ability (a class declaring the ability overrides at least one of them)
+_IMPLEMENTED_BY: dict[str, tuple[str, ...]] = {"fbp": ("fbp",), "replace": ("params", "replace")}
 
 
-def _kind(dtype: torch.dtype) -> str:
-    return "complex" if dtype.is_complex else "real"
+class UnsupportedAbilityError(ValueError, NotImplementedError):
+    """An optional operator ability (:data:`OPTIONAL_ABILITIES`) was used on an operator that does not declare it.
+
+    A ``ValueError`` (like every bad-argument error of the package) and a ``NotImplementedError``. Build it with
+    :meth:`missing`, which writes the message (operator class, ability, what to use instead); the plain constructor
+    takes a message, as every exception does (so it pickles across worker processes).
+
+    Attributes:
+        operator_class: the name of the operator's class (``None`` when built from a message alone).
+        ability: the missing ability (``None`` likewise).
+
+    Example:
+        >>> from rim_monai.operators import Identity
+        >>> A = Identity((4, 4))
+        >>> A.supports("fbp")                  # ask first ...
+        False
+        >>> A.fbp(torch.zeros(1, 4, 4))        # ... or get the error  # doctest: +SKIP
+        UnsupportedAbilityError: Identity does not support 'fbp' (filtered back-projection, ...); use the adjoint ...
+    """
+
+    operator_class: str | None = None
+    ability: str | None = None
+
+    @classmethod
+    def missing(
+        cls, operator: Any, ability: str, argument: str | None = None, reason: str | None = None
+    ) -> "UnsupportedAbilityError":
+        """The error for ``operator`` lacking ``ability``.
+
+        Args:
+            operator: the operator asked.
+            ability: the missing ability, a key of :data:`OPTIONAL_ABILITIES`.
+            argument: the name of the argument that held the operator, put first (``"operator"``, ``"A"``).
+            reason: why this operator lacks the ability, when it is not its class as a whole.
+        """
+        what, instead = OPTIONAL_ABILITIES[ability]
+        prefix = f"{argument}: " if argument else ""
+        because = f": {reason}" if reason else ""
+        error = cls(
+            f"{prefix}{type(operator).__name__} does not support {ability!r} ({what}){because}; {instead}. "
+            f"Ask A.supports({ability!r}) first."
+        )
+        error.operator_class, error.ability = type(operator).__name__, ability
+        return error
 
 
 def check_tensor(
@@ -98,29 +169,17 @@ def _fmt(shape: Sequence[int]) -> str:
 
 
 class _Apply(torch.autograd.Function):
-    """``y = A x`` with backward ``A^H g``."""
+    """``A x`` (``adjoint=False``) or ``A^H y`` (``adjoint=True``), whose backward is the other map."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, op: "LinearOperator") -> torch.Tensor:  # type: ignore[override]
-        ctx.op = op
-        return op._forward_impl(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        return ctx.op.adjoint(grad, check=False), None
-
-
-class _ApplyAdjoint(torch.autograd.Function):
-    """``x = A^H y`` with backward ``A g``."""
-
-    @staticmethod
-    def forward(ctx, y: torch.Tensor, op: "LinearOperator") -> torch.Tensor:  # type: ignore[override]
-        ctx.op = op
-        return op._adjoint_impl(y)
+    def forward(ctx, value: torch.Tensor, op: "LinearOperator", adjoint: bool):  # type: ignore[override]
+        ctx.op, ctx.adjoint = op, adjoint
+        return op._adjoint_impl(value) if adjoint else op._forward_impl(value)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        return ctx.op.forward(grad, check=False), None
+        other = ctx.op.forward if ctx.adjoint else ctx.op.adjoint
+        return other(grad, check=False), None, None
 
 
 class LinearOperator(torch.nn.Module):
@@ -138,15 +197,48 @@ class LinearOperator(torch.nn.Module):
     operator has parameters that must receive gradients (for example an estimated k-space shift): calls then bypass
     the custom autograd function so that gradients also flow to the operator's parameters.
 
+    Optional abilities: a subclass lists the ones it has in the class attribute :attr:`abilities` (names from
+    :data:`OPTIONAL_ABILITIES`) and implements them; this is checked when the class is created (``TypeError`` for an
+    ability declared but not implemented, or implemented but not declared). Callers ask :meth:`supports` (or call
+    :meth:`require`), never ``hasattr``.
+
+    - ``"fbp"``: :meth:`fbp`, filtered back-projection (tomography).
+    - ``"replace"``: :meth:`replace`, the same operator with some constructor parameters changed. A subclass lists
+      the names in :attr:`PARAMETERS` and implements :meth:`params` (the arguments that rebuild it); the generic
+      :meth:`replace` then calls ``type(self)(**(self.params() | changes))`` on the operator's device.
+
     Example:
         >>> from rim_monai.operators import Identity
         >>> A = Identity((4, 4))
         >>> x = torch.randn(2, 1, 4, 4)
         >>> torch.allclose(A.adjoint(A(x)), x)
         True
+        >>> A.supports("replace"), A.replace(shape=(8, 8)).domain_shape
+        (True, (8, 8))
     """
 
     native_autograd: bool = False
+    #: the optional abilities this class provides (a subset of :data:`OPTIONAL_ABILITIES`)
+    abilities: ClassVar[frozenset[str]] = frozenset()
+    #: constructor arguments that :meth:`replace` may change (operators with the ``"replace"`` ability)
+    PARAMETERS: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.abilities = frozenset(cls.abilities)
+        unknown = sorted(cls.abilities - OPTIONAL_ABILITIES.keys())
+        if unknown:
+            raise TypeError(
+                f"{cls.__name__}.abilities: unknown {unknown}; expected names from {tuple(OPTIONAL_ABILITIES)}."
+            )
+        for ability, methods in _IMPLEMENTED_BY.items():
+            implemented = any(getattr(cls, m) is not getattr(LinearOperator, m) for m in methods)
+            if implemented != (ability in cls.abilities):
+                state = "implements" if implemented else "declares"
+                missing = (f"add {ability!r} to {cls.__name__}.abilities" if implemented
+                           else f"implement {' or '.join(m + '()' for m in methods)}")
+                raise TypeError(f"{cls.__name__} {state} the optional ability {ability!r} but does not "
+                                f"{'declare' if implemented else 'implement'} it: {missing}.")
 
     def __init__(self) -> None:
         super().__init__()
@@ -167,6 +259,66 @@ class LinearOperator(torch.nn.Module):
         """``A^H y`` on a validated tensor of shape ``(*batch, *range_shape)``."""
         raise NotImplementedError(f"{type(self).__name__} does not implement _adjoint_impl")
 
+    # ------------------------------------------------------------------ optional abilities
+    def supports(self, ability: str) -> bool:
+        """Whether this operator has the optional ``ability`` (a name from :data:`OPTIONAL_ABILITIES`).
+
+        The class declaration :attr:`abilities` decides; a subclass may narrow it for an instance (a
+        :class:`~rim_monai.operators.RayTransform` built from an ODL geometry has no parameters to ``replace``).
+
+        Raises:
+            ValueError: naming ``ability`` when it is not a known optional ability.
+        """
+        if ability not in OPTIONAL_ABILITIES:
+            raise ValueError(f"ability: expected one of {tuple(OPTIONAL_ABILITIES)}, got {ability!r}.")
+        return ability in self.abilities
+
+    def require(self, ability: str, argument: str | None = None) -> None:
+        """Raise :class:`UnsupportedAbilityError` unless :meth:`supports` ``(ability)``.
+
+        Args:
+            ability: a name from :data:`OPTIONAL_ABILITIES`.
+            argument: the caller's name for this operator, put first in the message (``"operator"``).
+        """
+        if not self.supports(ability):
+            raise UnsupportedAbilityError.missing(self, ability, argument)
+
+    def fbp(self, y: torch.Tensor, filter: str = "ram-lak", frequency_scaling: float = 1.0,
+            padding: bool = True) -> torch.Tensor:
+        """Filtered back-projection of ``y`` (ability ``"fbp"``); see :meth:`RayTransform.fbp
+        <rim_monai.operators.RayTransform.fbp>`.
+
+        Raises:
+            UnsupportedAbilityError: on operators that do not declare ``"fbp"``.
+        """
+        raise UnsupportedAbilityError.missing(self, "fbp")
+
+    def params(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this operator, ``type(A)(**A.params())`` (ability ``"replace"``).
+
+        Raises:
+            UnsupportedAbilityError: on operators that do not declare ``"replace"``.
+        """
+        raise UnsupportedAbilityError.missing(self, "replace")
+
+    def replace(self, **changes: Any) -> "LinearOperator":
+        """The same operator with some constructor parameters changed, on the same device (ability ``"replace"``).
+
+        ``type(self)(**(self.params() | changes)).to(self.device)``: a new operator; this one is not changed.
+
+        Args:
+            changes: new values of any of :attr:`PARAMETERS`.
+
+        Raises:
+            UnsupportedAbilityError: on operators that do not declare ``"replace"``.
+            ValueError: naming ``changes`` for a name not in :attr:`PARAMETERS` (and any error of the constructor).
+        """
+        self.require("replace")
+        unknown = sorted(set(changes) - set(self.PARAMETERS))
+        if unknown:
+            raise ValueError(f"changes: unknown parameter(s) {unknown}; expected names from {self.PARAMETERS}.")
+        return type(self)(**(self.params() | changes)).to(self.device)
+
     # ------------------------------------------------------------------ public API
     @property
     def device(self) -> torch.device:
@@ -176,28 +328,24 @@ class LinearOperator(torch.nn.Module):
     def forward(self, x: torch.Tensor, check: bool = True) -> torch.Tensor:
         """Apply :math:`A`: ``(*batch, *domain_shape) -> (*batch, *range_shape)``.
 
-        Args:
-            x: the image batch.
-            check: validate shape, dtype, device and finiteness (``ValueError`` on mismatch).
+        ``check`` validates the image batch ``x`` (shape, dtype, device, finiteness; ``ValueError`` naming ``x``).
         """
-        if check:
-            check_tensor(x, "x", self.domain_shape, self.domain_is_complex, self.device)
-        if self.native_autograd:
-            return self._forward_impl(x)
-        return _Apply.apply(x, self)
+        return self._map(x, check, adjoint=False)
 
     def adjoint(self, y: torch.Tensor, check: bool = True) -> torch.Tensor:
-        """Apply :math:`A^H`: ``(*batch, *range_shape) -> (*batch, *domain_shape)``.
+        """Apply :math:`A^H`: ``(*batch, *range_shape) -> (*batch, *domain_shape)``; ``check`` validates ``y`` alike."""
+        return self._map(y, check, adjoint=True)
 
-        Args:
-            y: the measurement batch.
-            check: validate shape, dtype, device and finiteness (``ValueError`` on mismatch).
-        """
+    def _map(self, value: torch.Tensor, check: bool, adjoint: bool) -> torch.Tensor:
+        """``A value`` or ``A^H value``: validated, then through :class:`_Apply` (or plain autograd when native)."""
         if check:
-            check_tensor(y, "y", self.range_shape, self.range_is_complex, self.device)
+            if adjoint:
+                check_tensor(value, "y", self.range_shape, self.range_is_complex, self.device)
+            else:
+                check_tensor(value, "x", self.domain_shape, self.domain_is_complex, self.device)
         if self.native_autograd:
-            return self._adjoint_impl(y)
-        return _ApplyAdjoint.apply(y, self)
+            return self._adjoint_impl(value) if adjoint else self._forward_impl(value)
+        return _Apply.apply(value, self, adjoint)
 
     def normal(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the normal operator :math:`A^H A` (same shape as ``x``)."""

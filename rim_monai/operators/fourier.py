@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -203,7 +204,11 @@ class MaskedFourier(LinearOperator):
         >>> M = MaskedFourier(mask, sens)
         >>> M(torch.randn(3, 1, 64, 64, dtype=torch.complex64)).shape
         torch.Size([3, 4, 64, 64])
+        >>> M8 = M.replace(sens=torch.ones(8, 64, 64, dtype=torch.complex64) / 8**0.5)   # same mask, 8 coils
     """
+
+    abilities = frozenset({"replace"})
+    PARAMETERS = ("mask", "sens", "shift", "shape", "learnable_shift")
 
     def __init__(
         self,
@@ -314,6 +319,13 @@ class MaskedFourier(LinearOperator):
             self.register_buffer("shift", None)
         else:
             self.register_buffer("shift", value)
+
+    def params(self) -> dict[str, Any]:
+        """``{"mask", "sens", "shift", "shape", "learnable_shift"}``: the arguments that rebuild this operator, with the
+        current value of a learnable shift (so ``replace(sens=...)`` keeps an estimated shift)."""
+        shift = None if self.shift is None else self.shift.detach().clone()
+        return {"mask": self.mask, "sens": self.sens, "shift": shift, "shape": tuple(self.range_shape[-2:]),
+                "learnable_shift": isinstance(self.shift, torch.nn.Parameter)}
 
     # ------------------------------------------------------------------ operator
     def _weights(self, dtype: torch.dtype) -> torch.Tensor:

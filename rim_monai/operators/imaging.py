@@ -7,13 +7,15 @@ r"""Image-domain forward models of the RIM paper: denoising, deblurring, super-r
 - :class:`RandomProjection`: :math:`y = \Phi\, \mathrm{vec}(x)` with a Gaussian, Bernoulli or partial-Fourier
   matrix (the RIM paper's multi-task random projections, Sec. 4.4).
 
-All adjoints are exact (transposes of the same matrices / the correlation matching the convolution).
+All adjoints are exact (transposes of the same matrices / the correlation matching the convolution), and all four
+have the ``"replace"`` ability: ``A.replace(**changes)`` rebuilds them with some constructor arguments changed.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,10 +46,17 @@ class Identity(LinearOperator):
         torch.Size([4, 3, 32, 32])
     """
 
+    abilities = frozenset({"replace"})
+    PARAMETERS = ("shape", "complex_")
+
     def __init__(self, shape: Sequence[int], complex_: bool = False) -> None:
         super().__init__()
         self.domain_shape = self.range_shape = tuple(int(s) for s in shape)
         self.domain_is_complex = self.range_is_complex = bool(complex_)
+
+    def params(self) -> dict[str, Any]:
+        """``{"shape", "complex_"}``: the arguments that rebuild this operator."""
+        return {"shape": self.domain_shape, "complex_": self.domain_is_complex}
 
     def _forward_impl(self, x: torch.Tensor) -> torch.Tensor:
         return x.clone()
@@ -131,7 +140,12 @@ class Downsample(LinearOperator):
         >>> A = Downsample((33, 32), 3)
         >>> A(torch.rand(2, 1, 33, 32)).shape
         torch.Size([2, 1, 11, 11])
+        >>> A.replace(factor=2).range_shape
+        (17, 16)
     """
+
+    abilities = frozenset({"replace"})
+    PARAMETERS = ("shape", "factor", "antialias")
 
     def __init__(self, shape: Sequence[int], factor: int, antialias: bool = True) -> None:
         super().__init__()
@@ -140,11 +154,15 @@ class Downsample(LinearOperator):
             raise ValueError(f"shape: expected (H, W) with positive sizes, got {shape}.")
         if not isinstance(factor, int) or isinstance(factor, bool) or factor < 2:
             raise ValueError(f"factor: expected an integer >= 2, got {factor!r}.")
-        self.factor = factor
+        self.factor, self.antialias = factor, bool(antialias)
         self.register_buffer("rows", imresize_matrix(shape[0], factor, antialias))
         self.register_buffer("cols", imresize_matrix(shape[1], factor, antialias))
         self.domain_shape = shape
         self.range_shape = (self.rows.shape[0], self.cols.shape[0])
+
+    def params(self) -> dict[str, Any]:
+        """``{"shape", "factor", "antialias"}``: the arguments that rebuild this operator."""
+        return {"shape": self.domain_shape, "factor": self.factor, "antialias": self.antialias}
 
     def _forward_impl(self, x: torch.Tensor) -> torch.Tensor:
         rows, cols = self.rows.to(x.dtype), self.cols.to(x.dtype)
@@ -217,7 +235,11 @@ class Blur(LinearOperator):
         >>> x = torch.ones(1, 1, 32, 32)
         >>> torch.allclose(A(x), x)  # the kernel sums to 1 and the boundary is periodic
         True
+        >>> wider = A.replace(kernel=gaussian_kernel(9, 3.0))
     """
+
+    abilities = frozenset({"replace"})
+    PARAMETERS = ("kernel", "shape", "boundary", "learnable_kernel")
 
     def __init__(
         self,
@@ -252,6 +274,12 @@ class Blur(LinearOperator):
         # F.pad order: (left, right, top, bottom)
         self._pad_forward = (kw - 1 - cw, cw, kh - 1 - ch, ch)
         self._pad_adjoint = (cw, kw - 1 - cw, ch, kh - 1 - ch)
+
+    def params(self) -> dict[str, Any]:
+        """``{"kernel", "shape", "boundary", "learnable_kernel"}``: the arguments that rebuild this operator (the
+        kernel's current value, a learnable one included)."""
+        return {"kernel": self.kernel.detach().clone(), "shape": self.domain_shape, "boundary": self.boundary,
+                "learnable_kernel": isinstance(self.kernel, torch.nn.Parameter)}
 
     def _correlate(self, x: torch.Tensor, weight: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
         lead = x.shape[:-2]
@@ -307,7 +335,12 @@ class RandomProjection(LinearOperator):
         >>> A = RandomProjection((32, 32), reduction=0.25, ensemble="bernoulli", seed=0)
         >>> A(torch.rand(8, 1, 32, 32)).shape
         torch.Size([8, 1, 256])
+        >>> A.replace(seed=1).range_shape     # another draw of the same ensemble
+        (256,)
     """
+
+    abilities = frozenset({"replace"})
+    PARAMETERS = ("patch_shape", "reduction", "ensemble", "seed", "normalized")
 
     def __init__(
         self,
@@ -338,11 +371,16 @@ class RandomProjection(LinearOperator):
             matrix = torch.polar(torch.ones_like(phase), phase)
         if normalized:
             matrix = matrix / math.sqrt(dim)
-        self.ensemble = ensemble
+        self.ensemble, self.reduction, self.seed, self.normalized = ensemble, reduction, int(seed), bool(normalized)
         self.register_buffer("matrix", matrix)
         self.domain_shape = patch_shape
         self.range_shape = (rows,)
         self.domain_is_complex = self.range_is_complex = ensemble == "fourier"
+
+    def params(self) -> dict[str, Any]:
+        """The arguments that rebuild this operator: ``patch_shape, reduction, ensemble, seed, normalized``."""
+        return {"patch_shape": self.domain_shape, "reduction": self.reduction, "ensemble": self.ensemble,
+                "seed": self.seed, "normalized": self.normalized}
 
     def _forward_impl(self, x: torch.Tensor) -> torch.Tensor:
         matrix = self.matrix.to(x.dtype)

@@ -150,7 +150,11 @@ class OdlOperator(LinearOperator):
 
 
 def from_odl(op, batch_loop_ok: bool = True) -> OdlOperator:
-    """Wrap a linear ODL operator as a batched :class:`LinearOperator` with an exact (Euclidean) adjoint.
+    """Wrap any linear ODL *operator* as a batched :class:`LinearOperator` with an exact (Euclidean) adjoint.
+
+    This takes an ``odl.Operator`` (one ODL call per sample). For a ray transform, build it from the ODL *space and
+    geometry* with :meth:`RayTransform.from_geometry <rim_monai.operators.RayTransform.from_geometry>` (also named
+    ``RayTransform.from_odl``) instead: that one has the batched sparse-matrix backend and ``fbp``.
 
     Args:
         op: a linear ``odl.Operator``; see :class:`OdlOperator`.

@@ -19,32 +19,31 @@ Conventions (those of ODL, so that arrays can be exchanged with ODL unchanged):
   detector measures what bin position ``u_l + detector_shift`` of the centred one would. ODL 1.0 drops this offset
   (and a geometry ``translation``) when it hands a 2D parallel geometry to ASTRA's CPU projectors, so 2D parallel
   geometries are given to ASTRA as ``parallel_vec`` here, for both backends (see
-  :func:`_astra_cpu_projection_geometry`).
+  :func:`rim_monai.operators.system_matrix.astra_cpu_projection_geometry`).
 * Parallel beam defaults: ``detector_spacing = pixel_size`` and enough bins to cover the image diagonal.
 * Fan beam defaults: ``src_radius = 2 * diagonal`` and ``det_radius = diagonal`` (source-to-centre and
   centre-to-detector distances; ``diagonal = pixel_size * sqrt(H**2 + W**2)``), ``detector_spacing = pixel_size *
   magnification`` with ``magnification = (src_radius + det_radius) / src_radius``, and enough bins for the fan that
   just covers the disc around the image.
 
-Backends: ``"matrix"`` assembles the sparse system matrix once (cached by geometry) and applies it with
-``torch.sparse.mm`` in CSR form to all samples of a batch at once, on CPU or GPU, in float32 or float64;
+Backends: ``"matrix"`` assembles the sparse system matrix once (cached by geometry;
+:class:`~rim_monai.operators.system_matrix.SparseSystemMatrix`) and applies it with ``torch.sparse.mm`` in CSR form
+to all samples of a batch at once, on CPU or GPU, in float32 or float64;
 ``"odl"`` calls ODL's ray transform per sample (ASTRA on CPU, ``astra_cuda`` where available); ``"auto"`` takes
 the matrix while its estimated memory fits ``memory_budget_bytes``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-import warnings
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 import torch
 
-from rim_monai.operators.base import LinearOperator, check_tensor
+from rim_monai.operators.base import LinearOperator, UnsupportedAbilityError, check_tensor
 from rim_monai.operators.odl_bridge import OdlOperator
+from rim_monai.operators.system_matrix import SparseSystemMatrix, astra_cpu_projection_geometry, estimate_matrix_bytes
 
 __all__ = ["RayTransform", "FBP_FILTERS", "fbp_filter"]
 
@@ -52,10 +51,7 @@ FBP_FILTERS = ("ram-lak", "shepp-logan", "cosine", "hamming", "hann")
 GEOMETRIES = ("parallel", "fan")
 BACKENDS = ("auto", "matrix", "odl")
 _DEFAULT_BUDGET = 2 * 1024**3
-
-# geometry key -> (crow, col, val, crow_t, col_t, val_t) as CPU tensors; a small LRU shared by all instances
-_MATRIX_CACHE: "OrderedDict[str, tuple[torch.Tensor, ...]]" = OrderedDict()
-_MATRIX_CACHE_SIZE = 8
+_CUSTOM_GEOMETRY = "it was built by RayTransform.from_geometry (from_odl) from an ODL geometry and has no parameter set"
 
 
 def fbp_filter(norm_freq: torch.Tensor, filter: str = "ram-lak", frequency_scaling: float = 1.0) -> torch.Tensor:
@@ -94,118 +90,6 @@ def fbp_filter(norm_freq: torch.Tensor, filter: str = "ram-lak", frequency_scali
     else:
         window = torch.cos(f * math.pi / (2 * c)) ** 2
     return f * window * (f <= c)
-
-
-def _geometry_hash(vol_geom: dict, proj_geom: dict, proj_type: str) -> str:
-    digest = hashlib.sha1(proj_type.encode())
-
-    def feed(obj: Any) -> None:
-        if isinstance(obj, dict):
-            for k in sorted(obj):
-                digest.update(str(k).encode())
-                feed(obj[k])
-        elif isinstance(obj, np.ndarray):
-            digest.update(str(obj.shape).encode())
-            digest.update(np.ascontiguousarray(obj, dtype=np.float64).tobytes())
-        else:
-            digest.update(repr(obj).encode())
-
-    feed(vol_geom)
-    feed(proj_geom)
-    return digest.hexdigest()
-
-
-def _is_flat_parallel_2d(geometry) -> bool:
-    from odl.applications.tomo.geometry.detector import Flat1dDetector
-    from odl.applications.tomo.geometry.parallel import ParallelBeamGeometry
-
-    return isinstance(geometry, ParallelBeamGeometry) and geometry.ndim == 2 and isinstance(
-        geometry.detector, Flat1dDetector)
-
-
-def _astra_cpu_projection_geometry(geometry) -> dict:
-    r"""ASTRA CPU projection geometry of an ODL 2D geometry, keeping the detector offset of parallel beam.
-
-    ODL 1.0 converts a 2D parallel geometry for ASTRA's CPU projectors into ASTRA's ``'parallel'`` type, which
-    has only angles, bin width and bin count: a detector whose partition is not centred on 0
-    (``detector_shift``) and a ``translation`` of the geometry are silently dropped (fan beam goes through
-    ``fanflat_vec`` and is right). Here every 2D parallel geometry is described as ASTRA's ``'parallel_vec'``
-    instead, one row :math:`(r, d, u)` per angle :math:`\theta`, taken from the ODL geometry itself:
-
-    .. math::
-        r = -\mathrm{det\_to\_src}(\theta, u_0), \quad d = \mathrm{det\_point\_position}(\theta, u_0), \quad
-        u = \Delta u\, \mathrm{det\_axis}(\theta),
-
-    the ray direction, the detector centre (:math:`u_0`, the midpoint of the detector partition) and the bin step,
-    each rotated by :math:`-\pi/2` into ASTRA's volume axes exactly as ODL does for ``fanflat_vec``. The result is
-    stored in the geometry's ``implementation_cache["astra_cpu"]``, where ODL's own ``astra_cpu`` ray transform
-    (the ``odl`` backend) looks first, so both backends use it. With no offset it gives the same system matrix
-    as ODL's ``'parallel'`` conversion (to float32 rounding).
-    """
-    import astra
-    from odl.applications.tomo.backends.astra_setup import astra_projection_geometry
-
-    if not _is_flat_parallel_2d(geometry):
-        return astra_projection_geometry(geometry, "cpu")
-    cached = geometry.implementation_cache.get("astra_cpu")
-    if isinstance(cached, dict) and cached.get("type") == "parallel_vec":
-        return cached
-    rotation = np.array([[0.0, 1.0], [-1.0, 0.0]])  # by -pi/2: ODL (x1, x2) -> ASTRA volume axes
-    angles = np.asarray(geometry.angles, dtype=np.float64)
-    centre = float(np.asarray(geometry.det_params.mid_pt).reshape(-1)[0])
-    vectors = np.zeros((angles.size, 6))
-    vectors[:, 0:2] = -np.asarray(geometry.det_to_src(angles, centre)).reshape(-1, 2) @ rotation.T
-    vectors[:, 2:4] = np.asarray(geometry.det_point_position(angles, centre)).reshape(-1, 2) @ rotation.T
-    step = float(geometry.det_partition.cell_sides[0])
-    vectors[:, 4:6] = step * np.asarray(geometry.det_axis(angles)).reshape(-1, 2) @ rotation.T
-    proj_geom = astra.create_proj_geom("parallel_vec", int(geometry.detector.size), vectors)
-    geometry.implementation_cache["astra_cpu"] = proj_geom
-    return proj_geom
-
-
-def _csr_parts(matrix) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    idx = np.int32 if matrix.nnz < 2**31 - 1 else np.int64
-    return (
-        torch.from_numpy(matrix.indptr.astype(idx)),
-        torch.from_numpy(matrix.indices.astype(idx)),
-        torch.from_numpy(matrix.data.astype(np.float32)),
-    )
-
-
-def _system_matrix(space, geometry) -> tuple[torch.Tensor, ...]:
-    """CSR parts of ``A`` and ``A^T`` from ASTRA's CPU projector for an ODL space and 2D geometry (cached)."""
-    import astra
-    from odl.applications.tomo.backends.astra_cpu import default_astra_proj_type
-    from odl.applications.tomo.backends.astra_setup import astra_projector, astra_volume_geometry
-
-    vol_geom = astra_volume_geometry(space, "cpu")
-    proj_geom = _astra_cpu_projection_geometry(geometry)
-    proj_type = default_astra_proj_type(geometry)
-    key = _geometry_hash(vol_geom, proj_geom, proj_type)
-    if key in _MATRIX_CACHE:
-        _MATRIX_CACHE.move_to_end(key)
-        return _MATRIX_CACHE[key]
-    proj_id = astra_projector(proj_type, vol_geom, proj_geom, 2)
-    try:
-        matrix_id = astra.projector.matrix(proj_id)
-        try:
-            matrix = astra.matrix.get(matrix_id).tocsr()
-        finally:
-            astra.matrix.delete(matrix_id)
-    finally:
-        astra.projector.delete(proj_id)
-    matrix.eliminate_zeros()
-    parts = _csr_parts(matrix) + _csr_parts(matrix.T.tocsr())
-    _MATRIX_CACHE[key] = parts
-    while len(_MATRIX_CACHE) > _MATRIX_CACHE_SIZE:
-        _MATRIX_CACHE.popitem(last=False)
-    return parts
-
-
-def _csr(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-        return torch.sparse_csr_tensor(crow, col, val, size=shape, check_invariants=False)
 
 
 def _filter_response(num_det: int, du: float, filter: str, frequency_scaling: float, padding: bool,
@@ -261,13 +145,18 @@ class RayTransform(LinearOperator):
         ValueError: for an unknown ``geometry`` or ``backend``, non-positive sizes or distances, or a fan-beam source
             inside the image.
 
+    Optional abilities (:meth:`~rim_monai.operators.LinearOperator.supports`): ``"fbp"`` (:meth:`fbp`) and
+    ``"replace"`` (:meth:`replace`; not for an operator built by :meth:`from_geometry`, which has no parameter set).
+
     Example:
         >>> A = RayTransform((64, 64), num_angles=30, geometry="parallel", backend="matrix")
         >>> x = torch.zeros(2, 1, 64, 64); x[..., 24:40, 24:40] = 1.0
         >>> y = A(x)                                   # (2, 1, 30, 91)
         >>> x_fbp = A.fbp(y, filter="hann")            # (2, 1, 64, 64)
+        >>> B = A.replace(detector_shift=0.5)          # the same scanner with a shifted detector
     """
 
+    abilities = frozenset({"fbp", "replace"})
     #: constructor arguments that :meth:`replace` may change
     PARAMETERS = (
         "image_shape", "num_angles", "geometry", "arc", "num_detectors", "detector_spacing", "pixel_size",
@@ -302,7 +191,7 @@ class RayTransform(LinearOperator):
         self.backend_requested = backend
         self.impl = impl
         self.memory_budget_bytes = int(memory_budget_bytes)
-        if _odl is not None:  # built by RayTransform.from_odl
+        if _odl is not None:  # built by RayTransform.from_geometry
             space, odl_geometry = _odl
             self.geometry = "custom"
             self.image_shape = tuple(int(s) for s in space.shape)
@@ -315,7 +204,7 @@ class RayTransform(LinearOperator):
         self.space = space
         self.odl_geometry = odl_geometry
         if odl_geometry.ndim == 2:  # ODL drops parallel-beam detector offsets: see the helper
-            _astra_cpu_projection_geometry(odl_geometry)
+            astra_cpu_projection_geometry(odl_geometry)
         self.domain_shape = tuple(int(s) for s in space.shape)
         self.range_shape = tuple(int(s) for s in odl_geometry.partition.shape)
         self.domain_is_complex = self.range_is_complex = False
@@ -327,12 +216,10 @@ class RayTransform(LinearOperator):
             raise ValueError(f"backend: 'matrix' supports 2D geometries only (ASTRA has no CPU 3D projector), got a "
                              f"{ndim}D geometry; use backend='odl' with impl='astra_cuda'.")
         self.backend = backend
+        self.system_matrix: SparseSystemMatrix | None = None
+        self.odl_op: OdlOperator | None = None
         if backend == "matrix":
-            parts = _system_matrix(space, odl_geometry)
-            for name, tensor in zip(("_a_crow", "_a_col", "_a_val", "_at_crow", "_at_col", "_at_val"), parts):
-                self.register_buffer(name, tensor, persistent=False)
-            self._cast_cache: dict[tuple[str, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
-            self.odl_op = None
+            self.system_matrix = SparseSystemMatrix(space, odl_geometry)
         else:
             if impl is None:
                 impl = "astra_cuda" if tomo.ASTRA_CUDA_AVAILABLE else "astra_cpu"
@@ -415,9 +302,12 @@ class RayTransform(LinearOperator):
         return space, odl_geometry
 
     @classmethod
-    def from_odl(cls, space, geometry, backend: str = "auto", impl: str | None = None,
-                 memory_budget_bytes: int = _DEFAULT_BUDGET) -> "RayTransform":
-        """The ray transform of an ODL reconstruction space and any ODL tomography geometry.
+    def from_geometry(cls, space, geometry, backend: str = "auto", impl: str | None = None,
+                      memory_budget_bytes: int = _DEFAULT_BUDGET) -> "RayTransform":
+        """The ray transform of an ODL reconstruction space and any ODL tomography geometry (also ``from_odl``).
+
+        This takes an ODL *space and geometry* and gives a :class:`RayTransform` with both backends and
+        :meth:`fbp`; to wrap an arbitrary linear ODL *operator* use :func:`rim_monai.operators.from_odl` instead.
 
         Args:
             space: ``odl.DiscretizedSpace`` (2D or 3D, uniform, isotropic cells).
@@ -448,11 +338,25 @@ class RayTransform(LinearOperator):
         return cls(space.shape, backend=backend, impl=impl, memory_budget_bytes=memory_budget_bytes,
                    _odl=(space, geometry))
 
+    @classmethod
+    def from_odl(cls, space, geometry, backend: str = "auto", impl: str | None = None,
+                 memory_budget_bytes: int = _DEFAULT_BUDGET) -> "RayTransform":
+        """:meth:`from_geometry` under its first name: the ray transform of an ODL *space and geometry*.
+
+        Not to be confused with the module function :func:`rim_monai.operators.from_odl` ``(op)``, which wraps any
+        linear ODL *operator*. Same arguments, result and errors as :meth:`from_geometry`.
+        """
+        return cls.from_geometry(space, geometry, backend=backend, impl=impl, memory_budget_bytes=memory_budget_bytes)
+
+    def supports(self, ability: str) -> bool:
+        """As :meth:`LinearOperator.supports <rim_monai.operators.LinearOperator.supports>`, except that an operator
+        built by :meth:`from_geometry` (``geometry == "custom"``) has no parameters to ``"replace"``."""
+        return super().supports(ability) and not (ability == "replace" and self.geometry == "custom")
+
     def params(self) -> dict[str, Any]:
         """The constructor arguments that rebuild this operator (``RayTransform(**A.params())``)."""
         if self.geometry == "custom":
-            raise ValueError("geometry: an operator built with RayTransform.from_odl has no parameter set; "
-                             "build a new ODL geometry instead.")
+            raise UnsupportedAbilityError.missing(self, "replace", "geometry", _CUSTOM_GEOMETRY)
         return {name: getattr(self, name) for name in self.PARAMETERS if name != "backend"} | {
             "backend": self.backend_requested
         }
@@ -473,70 +377,36 @@ class RayTransform(LinearOperator):
             A new :class:`RayTransform`.
 
         Raises:
-            ValueError: for an unknown parameter name, or on an operator built by :meth:`from_odl`.
+            ValueError: naming ``changes`` for an unknown parameter name; :class:`UnsupportedAbilityError` (also a
+                ``ValueError``) on an operator built by :meth:`from_geometry`.
 
         Example:
             >>> A = RayTransform((32, 32), num_angles=20, geometry="fan")
             >>> B = A.replace(angle_offset=0.1, detector_shift=0.5)
         """
-        unknown = sorted(set(changes) - set(self.PARAMETERS))
-        if unknown:
-            raise ValueError(f"changes: unknown parameter(s) {unknown}; expected names from {self.PARAMETERS}.")
-        params = self.params() | changes
-        if any(name in changes and changes[name] != params_before for name, params_before in
+        if self.geometry == "custom":
+            raise UnsupportedAbilityError.missing(self, "replace", "geometry", _CUSTOM_GEOMETRY)
+        if any(name in changes and changes[name] != before for name, before in
                (("geometry", self.geometry), ("image_shape", self.image_shape), ("pixel_size", self.pixel_size))):
-            for derived in ("arc", "num_detectors", "detector_spacing", "src_radius", "det_radius"):
-                if derived not in changes:
-                    params[derived] = None
-        return type(self)(**params).to(self.device)
+            derived = ("arc", "num_detectors", "detector_spacing", "src_radius", "det_radius")
+            changes = {name: None for name in derived} | changes  # recompute the defaults not given
+        return super().replace(**changes)  # type: ignore[return-value]
 
     def estimate_matrix_bytes(self) -> int:
-        """Estimated memory of the sparse system matrix and its transpose (CSR, float32 values, int32 indices).
-
-        Each pixel meets about ``2 * max(pixel_size / ray_spacing, 0.5)`` rays per view with ASTRA's line/linear
-        projectors, where ``ray_spacing`` is the detector spacing scaled to the rotation centre.
-        """
-        geometry = self.odl_geometry
-        if geometry.ndim != 2:
-            return 2**62
-        pixel = float(self.space.cell_sides[0])
-        spacing = float(geometry.det_partition.cell_sides[0])
-        if hasattr(geometry, "src_radius"):
-            spacing *= geometry.src_radius / (geometry.src_radius + geometry.det_radius)
-        nnz = 2.0 * max(pixel / spacing, 0.5) * self.space.size * geometry.motion_partition.size
-        rows = self.space.size + int(np.prod(self.range_shape))
-        return int(2 * nnz * (4 + 4) + 2 * rows * 4)
+        """Estimated memory of the sparse system matrix and its transpose (CSR, float32 values, int32 indices);
+        see :func:`rim_monai.operators.system_matrix.estimate_matrix_bytes`."""
+        return estimate_matrix_bytes(self.space, self.odl_geometry)
 
     # ---------------------------------------------------------------- application
-    def _matrices(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        if dtype == torch.float32:
-            val, val_t = self._a_val, self._at_val
-        else:
-            key = (str(self._a_val.device), dtype)
-            if key not in self._cast_cache:
-                self._cast_cache.clear()  # keep one cast copy (the device or dtype changed)
-                self._cast_cache[key] = (self._a_val.to(dtype), self._at_val.to(dtype))
-            val, val_t = self._cast_cache[key]
-        m, n = int(np.prod(self.range_shape)), int(np.prod(self.domain_shape))
-        return _csr(self._a_crow, self._a_col, val, (m, n)), _csr(self._at_crow, self._at_col, val_t, (n, m))
-
-    def _apply_matrix(self, matrix: torch.Tensor, value: torch.Tensor, in_shape, out_shape) -> torch.Tensor:
-        lead = value.shape[: value.ndim - len(in_shape)]
-        columns = value.reshape(-1, int(np.prod(in_shape))).T.contiguous()  # (N, batch): one matmul for the batch
-        out = torch.sparse.mm(matrix, columns)
-        return out.T.reshape(tuple(lead) + tuple(out_shape))
-
     def _forward_impl(self, x: torch.Tensor) -> torch.Tensor:
         if self.odl_op is not None:
             return self.odl_op._forward_impl(x)
-        a, _ = self._matrices(x.dtype)
-        return self._apply_matrix(a, x, self.domain_shape, self.range_shape)
+        return self.system_matrix.matmul(x)
 
     def _adjoint_impl(self, y: torch.Tensor) -> torch.Tensor:
         if self.odl_op is not None:
             return self.odl_op._adjoint_impl(y)
-        _, a_t = self._matrices(y.dtype)
-        return self._apply_matrix(a_t, y, self.range_shape, self.domain_shape)
+        return self.system_matrix.matmul(y, transpose=True)
 
     # ---------------------------------------------------------------- filtered back-projection
     def fbp(self, y: torch.Tensor, filter: str = "ram-lak", frequency_scaling: float = 1.0,

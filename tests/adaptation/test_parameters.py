@@ -64,8 +64,8 @@ def test_geometry_parameter_uses_replace():
     assert p.value(op) == 0.25
     moved = p.apply(op, 1.5)
     assert isinstance(moved, ShiftPair) and moved.shift == 1.5 and op.shift == 0.25
-    with pytest.raises(ValueError, match="replace"):
-        p.bind(Identity((4, 4)))
+    with pytest.raises(ValueError, match="^name: AdjointOperator does not support 'replace'"):
+        p.bind(Identity((4, 4)).H)
 
 
 def test_reestimated_rebuilds():
@@ -73,7 +73,8 @@ def test_reestimated_rebuilds():
     op = p.apply(ShiftPair(), torch.full((3, 2, 12, 12), 0.75))
     assert op.shift == 0.75
     with pytest.raises(ValueError, match="rebuild"):
-        p.bind(Identity((4, 4)))
+        p.bind(Identity((4, 4)).H)
+    Reestimated("shape", lambda y, A: (8, 8)).bind(Identity((4, 4)))  # operators that support replace need no rebuild
 
 
 @pytest.mark.parametrize(
@@ -103,3 +104,19 @@ def test_wrap_accepts_one_or_many():
     assert len(one.parameters) == 1 and len(many.parameters) == 2
     assert ParameterEstimator.wrap(None) is None and ParameterEstimator.wrap(one) is one
     assert [p.name for p in many.gradient_parameters] == ["a"] and [p.name for p in many.search_parameters] == ["b"]
+
+
+def test_coil_sensitivities_replace_the_maps_and_keep_mask_and_shift():
+    from rim_monai.adaptation import coil_sensitivities
+    from rim_monai.operators import birdcage_maps, estimate_sensitivities, random_mask
+
+    mask = random_mask((16, 16), 4, 0.25, seed=0)
+    op = MaskedFourier(mask, birdcage_maps(4, (16, 16)), shift=(0.25, -0.5), learnable_shift=True)
+    x = torch.complex(torch.rand(1, 1, 16, 16), torch.zeros(1, 1, 16, 16))
+    y = MaskedFourier(mask, birdcage_maps(6, (16, 16), radius=3.0))(x)  # new data: six coils
+    p = coil_sensitivities()
+    p.bind(op)
+    new = p.apply(op, y)
+    by_hand = MaskedFourier(mask, estimate_sensitivities(y), shift=(0.25, -0.5), shape=(16, 16), learnable_shift=True)
+    assert new.range_shape == (6, 16, 16) and isinstance(new.shift, torch.nn.Parameter)
+    assert torch.equal(new(x), by_hand(x))

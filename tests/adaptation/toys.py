@@ -24,6 +24,8 @@ class ShiftPair(LinearOperator):
     autograd; otherwise it is a float changed only through :meth:`replace` (a stand-in for a CT geometry).
     """
 
+    abilities = frozenset({"replace"})
+
     def __init__(self, shape=(12, 12), shift: float = 0.0, learnable: bool = False) -> None:
         super().__init__()
         self.domain_shape = tuple(shape)

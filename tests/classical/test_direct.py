@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rim_monai.classical import fbp, zero_filled
-from rim_monai.operators import Identity
+from rim_monai.operators import Identity, UnsupportedAbilityError
 from tests.classical.helpers import DenseMatrix, random_tensor
 
 
@@ -16,8 +16,8 @@ def test_zero_filled_is_adjoint():
     torch.testing.assert_close(zero_filled(y, DenseMatrix(M)), y @ M.conj())
 
 
-def test_fbp_needs_an_fbp_method():
-    with pytest.raises(ValueError, match=r"^operator:.*fbp"):
+def test_fbp_needs_the_fbp_ability():
+    with pytest.raises(UnsupportedAbilityError, match=r"^operator: Identity does not support 'fbp'.*zero_filled"):
         fbp(torch.zeros(1, 1, 4, 4), Identity((4, 4)))
 
 
@@ -25,6 +25,8 @@ def test_fbp_delegates_arguments():
     calls = []
 
     class WithFBP(Identity):
+        abilities = Identity.abilities | {"fbp"}
+
         def fbp(self, y, filter="ram-lak", frequency_scaling=1.0):
             calls.append((filter, frequency_scaling))
             return 2 * y

@@ -1,5 +1,6 @@
 """The contract every reconstruction network satisfies: shapes and gradients on CT, MRI and denoising operators,
-step counts, a new operator at call time, bad input, scale equivariance of the wrapper, and fitting one batch."""
+iteration counts and their deprecated names, a new operator at call time, bad input, scale equivariance of the
+wrapper, and fitting one batch."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 import pytest
 import torch
 
-from rim_monai.networks import ScaleEquivariant
+from rim_monai.networks import IterativeNetwork, ScaleEquivariant
 from rim_monai.networks.utils import initial_estimate
 from tests.networks.cases import NetworkCase, all_cases
 from tests.networks.problems import PROBLEMS, Problem, make_problem
@@ -47,18 +48,45 @@ def test_forward_backward(case, problem_name):
 
 
 @pytest.mark.parametrize("case", CASES, ids=ids)
-def test_step_counts(case):
+def test_iteration_counts(case):
     problem = make_problem("denoise")
     net = _build(case, problem).eval()
     estimates = net(problem.y, problem.A, return_all=True)
-    assert isinstance(estimates, list) and len(estimates) == case.steps
+    assert isinstance(estimates, list) and len(estimates) == case.iterations
     assert all(e.shape == problem.x.shape for e in estimates)
     torch.testing.assert_close(estimates[-1], net(problem.y, problem.A))
-    if case.any_steps:
-        longer = net(problem.y, problem.A, steps=2 * case.steps, return_all=True)
-        assert len(longer) == 2 * case.steps
-        # the first T steps of a longer run are the T-step run
-        torch.testing.assert_close(longer[case.steps - 1], estimates[-1])
+    if case.any_iterations:
+        longer = net(problem.y, problem.A, iterations=2 * case.iterations, return_all=True)
+        assert len(longer) == 2 * case.iterations
+        # the first T iterations of a longer run are the T-iteration run
+        torch.testing.assert_close(longer[case.iterations - 1], estimates[-1])
+    elif isinstance(net, IterativeNetwork) and not net.share_weights:
+        with pytest.raises(ValueError, match=r"^iterations: this network has 3 iterations with their own weights"):
+            net(problem.y, problem.A, iterations=2 * case.iterations)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_deprecated_iteration_names_warn_and_agree(case):
+    """The names used before ``iterations`` (RIM ``steps``, DEQ ``max_iter``; ``steps`` at call time) still work."""
+    problem = make_problem("denoise")
+    net = _build(case, problem).eval()
+    if not isinstance(net, IterativeNetwork):
+        pytest.skip("not an iterative network")
+    with torch.no_grad():
+        expected = net(problem.y, problem.A, iterations=net.iterations, return_all=True)
+        with pytest.warns(DeprecationWarning, match=r"'steps' is deprecated, use 'iterations'"):
+            old = net(problem.y, problem.A, steps=net.iterations, return_all=True)
+    assert len(old) == len(expected) and all(torch.equal(a, b) for a, b in zip(old, expected))
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match=r"^steps: the deprecated name of 'iterations'"):
+        net(problem.y, problem.A, iterations=net.iterations, steps=net.iterations + 1)
+    if case.build_deprecated is None:
+        return
+    torch.manual_seed(0)
+    with pytest.warns(DeprecationWarning, match=r"is deprecated, use 'iterations'"):
+        built_old = case.build_deprecated(problem.channels, problem.complex_).eval()
+    assert built_old.iterations == net.iterations
+    with torch.no_grad():
+        assert torch.equal(built_old(problem.y, problem.A), expected[-1])
 
 
 @pytest.mark.parametrize("case", CASES, ids=ids)

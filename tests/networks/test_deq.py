@@ -28,7 +28,7 @@ def test_anderson_solves_a_linear_fixed_point():
 
 def _contractive_deq(problem, mode="gradient", **kwargs):
     torch.manual_seed(0)
-    net = DeepEquilibrium(problem.channels, problem.complex_, mode=mode, features=(8,), max_iter=100, tol=1e-6, **kwargs)
+    net = DeepEquilibrium(problem.channels, problem.complex_, mode=mode, features=(8,), iterations=100, tol=1e-6, **kwargs)
     with torch.no_grad():  # a small but non-zero regulariser, so the map is non-linear yet contractive
         last = [m for m in net.regularizer.modules() if isinstance(m, torch.nn.Conv2d)][-1]
         last.weight.normal_(0, 0.01)
@@ -52,7 +52,7 @@ def test_fixed_point_residual_below_1e3(problem_name, mode):
 
 def test_implicit_gradient_equals_gradient_through_the_converged_iteration():
     problem = make_problem("dense-projection")
-    net = _contractive_deq(problem, backward_tol=1e-12, backward_max_iter=200).double()
+    net = _contractive_deq(problem, backward_tol=1e-12, backward_iterations=200).double()
     net.tol = 1e-12
     y, A = problem.y.double(), problem.A
     params = [p for p in net.parameters()]

@@ -33,7 +33,7 @@ def test_unknown_statistic():
 
 def test_zero_measurements_are_safe():
     problem = make_problem("denoise")
-    net = ScaleEquivariant(RIM(features=(4, 4), steps=2, zero_init_update=False)).eval()
+    net = ScaleEquivariant(RIM(features=(4, 4), iterations=2, zero_init_update=False)).eval()
     zeros = torch.zeros_like(problem.y)
     assert torch.equal(net.scale(zeros, problem.A), torch.ones(2))
     assert torch.isfinite(net(zeros, problem.A)).all()
@@ -42,7 +42,7 @@ def test_zero_measurements_are_safe():
 @pytest.mark.parametrize("c", [1e-3, 1e3])
 def test_noise_level_is_scaled_with_the_data(c):
     problem = make_problem("denoise")
-    net = ScaleEquivariant(RIM(features=(8, 8), steps=3, zero_init_update=False)).eval()
+    net = ScaleEquivariant(RIM(features=(8, 8), iterations=3, zero_init_update=False)).eval()
     sigma = torch.tensor([0.05, 0.2])
     with torch.no_grad():
         base = net(problem.y, problem.A, sigma=sigma, return_all=True)
@@ -59,7 +59,7 @@ def test_noise_level_is_scaled_with_the_data(c):
 @pytest.mark.parametrize("c", [1e-3, 1e3])
 def test_equivariance_on_ct_and_mri(problem_name, c):
     problem = make_problem(problem_name)
-    net = ScaleEquivariant(RIM(complex_=problem.complex_, features=(4, 4), steps=2, zero_init_update=False)).eval()
+    net = ScaleEquivariant(RIM(complex_=problem.complex_, features=(4, 4), iterations=2, zero_init_update=False)).eval()
     with torch.no_grad():
         base, scaled = net(problem.y, problem.A), net(c * problem.y, problem.A)
     torch.testing.assert_close(scaled, c * base, rtol=1e-4, atol=1e-5 * c * float(base.abs().max()))

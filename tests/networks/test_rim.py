@@ -52,7 +52,7 @@ def test_complex_rim_needs_the_identity_link():
         ({"variant": "lstm"}, "^variant"),
         ({"link": "tanh"}, "^link"),
         ({"init": "random"}, "^init"),
-        ({"steps": 0}, "^steps"),
+        ({"iterations": 0}, "^iterations"),
         ({"features": (8, 8), "dilations": (1,)}, "^dilations"),
     ],
 )
@@ -80,7 +80,7 @@ def test_paper_architecture_layers():
 def test_paper_architecture_handles_odd_sizes(size):
     from rim_monai.operators import Identity
 
-    net = RIM(architecture="paper", features=(8, 16), zero_init_update=False, steps=2)
+    net = RIM(architecture="paper", features=(8, 16), zero_init_update=False, iterations=2)
     y = torch.rand(1, 1, *size)
     assert net(y, Identity(size)).shape == y.shape
 
@@ -111,7 +111,7 @@ def test_ffn_keeps_no_state(architecture):
 
 def test_sigma_changes_the_gradient_scale_per_sample():
     problem = make_problem("denoise")
-    net = RIM(features=(8, 8), zero_init_update=False, steps=2).eval()
+    net = RIM(features=(8, 8), zero_init_update=False, iterations=2).eval()
     out_scalar = net(problem.y, problem.A, sigma=0.5)
     out_tensor = net(problem.y, problem.A, sigma=torch.tensor([0.5, 0.5]))
     torch.testing.assert_close(out_scalar, out_tensor)
@@ -126,7 +126,7 @@ def test_sigma_changes_the_gradient_scale_per_sample():
 
 def test_epsilon_is_learned():
     problem = make_problem("denoise")
-    net = RIM(features=(8, 8), zero_init_update=False, steps=2)
+    net = RIM(features=(8, 8), zero_init_update=False, iterations=2)
     (net(problem.y, problem.A) - problem.x).square().mean().backward()
     assert net.likelihood.raw_epsilon.grad is not None and net.likelihood.raw_epsilon.grad != 0
 
@@ -134,7 +134,7 @@ def test_epsilon_is_learned():
 @pytest.mark.parametrize("init", ["zeros", "adjoint", "fbp"])
 def test_initialisations(init):
     problem = make_problem("ct-parallel")
-    net = RIM(features=(4, 4), zero_init_update=False, steps=2, init=init, link="softplus").eval()
+    net = RIM(features=(4, 4), zero_init_update=False, iterations=2, init=init, link="softplus").eval()
     assert torch.isfinite(net(problem.y, problem.A)).all()
 
 
@@ -143,11 +143,11 @@ def test_zero_initialised_update_returns_the_start_until_trained():
 
     A = Identity((12, 12))
     y = torch.rand(2, 1, 12, 12)
-    net = RIM(features=(4, 4), steps=3, link="identity")
+    net = RIM(features=(4, 4), iterations=3, link="identity")
     with torch.no_grad():
         estimates = net(y, A, return_all=True)
     for x in estimates:  # the start A^H y / ||A||^2 = y, unchanged by the zero update
         torch.testing.assert_close(x, y)
-    random_net = RIM(features=(4, 4), steps=3, link="identity", zero_init_update=False)
+    random_net = RIM(features=(4, 4), iterations=3, link="identity", zero_init_update=False)
     with torch.no_grad():
         assert not torch.allclose(random_net(y, A), y)

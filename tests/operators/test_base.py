@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rim_monai.operators import Identity, all_finite, check_tensor
+from rim_monai.operators import OPTIONAL_ABILITIES, Identity, UnsupportedAbilityError, all_finite, check_tensor
 
 NAN, INF = float("nan"), float("inf")
 BIG = 3.0e38  # finite in float32, but three of them sum to +Inf
@@ -85,3 +85,32 @@ def test_operators_reject_nan_at_the_boundary():
         a(x)
     with pytest.raises(ValueError, match="y: contains NaN or Inf"):
         a.adjoint(x)
+
+
+# ---------------------------------------------------------------------------------------------- optional abilities
+def test_abilities_are_checked_when_the_class_is_made():
+    with pytest.raises(TypeError, match="implements the optional ability 'fbp' but does not declare it"):
+        type("GuessedFBP", (Identity,), {"fbp": lambda self, y, **kw: y})
+    with pytest.raises(TypeError, match="declares the optional ability 'fbp' but does not implement it"):
+        type("ClaimedFBP", (Identity,), {"abilities": frozenset({"fbp", "replace"})})
+    with pytest.raises(TypeError, match="unknown"):
+        type("Flying", (Identity,), {"abilities": {"fly"}})
+    declared = type("WithFBP", (Identity,), {"abilities": {"fbp", "replace"}, "fbp": lambda self, y, **kw: 2 * y})
+    assert declared.abilities == frozenset({"fbp", "replace"}) and declared((4, 4)).supports("fbp")
+
+
+def test_missing_ability_error_names_class_ability_and_alternative():
+    a = Identity((4, 4)).H  # the adjoint as an operator has no optional ability
+    with pytest.raises(UnsupportedAbilityError) as info:
+        a.fbp(torch.zeros(1, 4, 4))
+    message = str(info.value)
+    assert message.startswith("AdjointOperator does not support 'fbp'") and "zero_filled" in message
+    assert isinstance(info.value, ValueError) and isinstance(info.value, NotImplementedError)
+    assert (info.value.operator_class, info.value.ability) == ("AdjointOperator", "fbp")
+    with pytest.raises(UnsupportedAbilityError, match=r"^A: AdjointOperator does not support 'replace'.*new operator"):
+        a.require("replace", "A")
+    import pickle
+
+    again = pickle.loads(pickle.dumps(info.value))  # a plain message exception: it crosses process boundaries
+    assert type(again) is UnsupportedAbilityError and str(again) == message
+    assert set(OPTIONAL_ABILITIES) == {"fbp", "replace"}

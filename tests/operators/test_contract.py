@@ -1,4 +1,5 @@
-"""The contract every LinearOperator and backend satisfies: adjointness, exact autograd, shapes, devices, bad input."""
+"""The contract every LinearOperator and backend satisfies: adjointness, exact autograd, shapes, devices, bad input,
+and its declared optional abilities (``fbp``, ``replace``): present ones work, missing ones raise a clear error."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import importlib.util
 import pytest
 import torch
 
+from rim_monai.operators import OPTIONAL_ABILITIES, UnsupportedAbilityError
 from tests.operators.cases import OperatorCase, all_cases
 
 CASES = all_cases()
@@ -128,3 +130,49 @@ def test_bad_input_names_the_argument(case):
     if torch.cuda.is_available():
         with pytest.raises(ValueError, match=r"x: expected a tensor on device"):
             op(good_x.cuda())
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_declared_abilities(case):
+    op = _build(case)
+    assert all(isinstance(op.supports(ability), bool) for ability in OPTIONAL_ABILITIES)
+    with pytest.raises(ValueError, match=r"^ability: expected one of"):
+        op.supports("fly")
+    y = _random(case.batch + op.range_shape, op.range_is_complex)
+    name = type(op).__name__
+    if op.supports("fbp"):
+        assert tuple(op.fbp(y).shape) == case.batch + op.domain_shape
+    else:
+        with pytest.raises(UnsupportedAbilityError, match=rf"^{name} does not support 'fbp' .*; use .*supports\('fbp'\)"):
+            op.fbp(y)
+        with pytest.raises(UnsupportedAbilityError, match=r"^operator: "):
+            op.require("fbp", "operator")
+    if not op.supports("replace"):
+        with pytest.raises(UnsupportedAbilityError, match=rf"{name} does not support 'replace'"):
+            op.replace()
+        with pytest.raises(UnsupportedAbilityError, match="'replace'"):
+            op.params()
+    assert case.changes == {} or op.supports("replace")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_replace_rebuilds_and_changes_the_operator(case, device):
+    op = _build(case, device)
+    if not op.supports("replace"):
+        pytest.skip(f"this {type(op).__name__} does not support 'replace'")
+    params = op.params()
+    assert set(params) == set(op.PARAMETERS)
+    x = _random(case.batch + op.domain_shape, op.domain_is_complex, device=device)
+    expected = op(x).detach()
+    for name, value in params.items():  # every parameter round-trips: the same numbers, a new operator
+        same = op.replace(**{name: value})
+        assert type(same) is type(op) and same is not op and same.device == op.device
+        assert torch.equal(same(x).detach(), expected), name
+    if case.changes:
+        changed = op.replace(**case.changes)
+        assert changed.device == op.device and changed.domain_shape == op.domain_shape
+        assert not torch.allclose(changed(x).detach(), expected)
+        assert torch.equal(op(x).detach(), expected)  # the operator itself is not changed
+    with pytest.raises(ValueError, match=r"^changes: unknown parameter\(s\) \['not_a_parameter'\]"):
+        op.replace(not_a_parameter=1)

@@ -210,3 +210,18 @@ def test_rss_and_coil_combine():
     sens = birdcage_maps(4, (6, 6), dtype=torch.complex128)
     x = _crandn(2, 1, 6, 6, seed=1)
     torch.testing.assert_close(coil_combine(sens * x, sens), x)
+
+
+def test_replace_new_coil_maps_keeps_mask_and_estimated_shift():
+    """``replace(sens=...)`` (what R&R+ uses to re-estimate coil maps) equals building the operator by hand."""
+    mask = random_mask((12, 10), 4, 0.2, seed=3)
+    op = MaskedFourier(mask, birdcage_maps(4, (12, 10)), shift=(0.5, -0.25), learnable_shift=True)
+    with torch.no_grad():
+        op.shift.add_(torch.tensor([0.125, 0.25]))  # as if estimated
+    sens = birdcage_maps(6, (12, 10), radius=3.0)
+    new = op.replace(sens=sens)
+    by_hand = MaskedFourier(mask, sens, shift=op.shift.detach().clone(), shape=(12, 10), learnable_shift=True)
+    assert isinstance(new.shift, torch.nn.Parameter) and new.range_shape == (6, 12, 10)
+    x = _crandn(2, 1, 12, 10, dtype=torch.complex64)
+    assert torch.equal(new(x), by_hand(x))
+    assert op.range_shape == (4, 12, 10)  # the original is untouched

@@ -15,7 +15,7 @@ odl = pytest.importorskip("odl")
 pytest.importorskip("astra")
 from odl.applications import tomo  # noqa: E402
 
-from rim_monai.operators import RayTransform  # noqa: E402
+from rim_monai.operators import RayTransform, UnsupportedAbilityError  # noqa: E402
 from rim_monai.operators.tomography import fbp_filter  # noqa: E402
 
 GEOMETRIES = [
@@ -103,8 +103,7 @@ def test_auto_backend_follows_the_memory_budget():
     a = RayTransform((20, 20), num_angles=16)
     assert a.backend == "matrix"
     estimate = a.estimate_matrix_bytes()
-    parts = (a._a_crow, a._a_col, a._a_val, a._at_crow, a._at_col, a._at_val)
-    actual = sum(t.numel() * t.element_size() for t in parts)
+    actual = sum(t.numel() * t.element_size() for t in a.system_matrix.buffers())
     assert 0.5 * actual <= estimate <= 3 * actual  # the estimate is in the right range
     small = RayTransform((20, 20), num_angles=16, memory_budget_bytes=estimate - 1)
     assert small.backend == "odl"
@@ -145,8 +144,8 @@ def test_replace_changes_only_what_is_asked():
     torch.testing.assert_close(b(x), direct(x))
     assert not torch.allclose(b(x), a(x))
     # going back is the cached matrix, not a new assembly
-    assert b.replace(angle_offset=0.0, detector_shift=0.0, src_radius=a.src_radius)._a_val.data_ptr() == \
-        a._a_val.data_ptr()
+    assert b.replace(angle_offset=0.0, detector_shift=0.0, src_radius=a.src_radius).system_matrix.val.data_ptr() == \
+        a.system_matrix.val.data_ptr()
     c = a.replace(num_angles=8, geometry="parallel")
     assert c.range_shape == (8, 29) and c.arc == pytest.approx(math.pi)
     with pytest.raises(ValueError, match="changes: unknown parameter"):
@@ -181,21 +180,25 @@ def test_fbp_bad_input():
         a.fbp(torch.zeros(1, *a.range_shape), filter="box")
 
 
-def test_from_odl_any_2d_geometry():
+def test_from_geometry_any_2d_geometry():
     space = odl.uniform_discr([-8, -6], [8, 6], (16, 12), dtype="float32")
     geometry = tomo.cone_beam_geometry(space, src_radius=30, det_radius=20, num_angles=14)
-    a = RayTransform.from_odl(space, geometry, backend="matrix")
+    a = RayTransform.from_geometry(space, geometry, backend="matrix")
     assert a.geometry == "custom" and a.domain_shape == (16, 12) and a.range_shape == geometry.partition.shape
     ray = tomo.RayTransform(space, geometry, impl="astra_cpu")
     x = _rand(16, 12)
     assert _rel(a(x[None])[0], torch.from_numpy(np.asarray(ray(x.numpy()).data))) <= 1e-4
-    with pytest.raises(ValueError, match="geometry: an operator built with RayTransform.from_odl"):
+    assert a.supports("fbp") and not a.supports("replace")
+    with pytest.raises(UnsupportedAbilityError, match="^geometry: RayTransform does not support 'replace'.*from_geometry"):
         a.replace(angle_offset=0.1)
     with pytest.raises(ValueError, match="space"):
-        RayTransform.from_odl(np.zeros((4, 4)), geometry)
+        RayTransform.from_geometry(np.zeros((4, 4)), geometry)
+    # the first name of from_geometry is kept: same operator
+    alias = RayTransform.from_odl(space, geometry, backend="matrix")
+    assert alias.geometry == "custom" and torch.equal(alias(x[None]), a(x[None]))
     space3d = odl.uniform_discr([-4, -4, -4], [4, 4, 4], (8, 8, 8), dtype="float32")
     with pytest.raises(ValueError, match="geometry: a 2D geometry"):
-        RayTransform.from_odl(space3d, geometry)
+        RayTransform.from_geometry(space3d, geometry)
 
 
 def _cone_case():
@@ -208,15 +211,15 @@ def test_cone_beam_needs_astra_cuda():
     if tomo.ASTRA_CUDA_AVAILABLE:
         pytest.skip("ASTRA CUDA is available: the error path does not apply")
     with pytest.raises(RuntimeError, match="astra_cuda"):
-        RayTransform.from_odl(space, geometry)
+        RayTransform.from_geometry(space, geometry)
     with pytest.raises(ValueError, match="backend: 'matrix' supports 2D"):
-        RayTransform.from_odl(space, geometry, backend="matrix")
+        RayTransform.from_geometry(space, geometry, backend="matrix")
 
 
 @pytest.mark.skipif(not (torch.cuda.is_available() and tomo.ASTRA_CUDA_AVAILABLE), reason="needs CUDA and ASTRA CUDA")
 def test_cone_beam_on_gpu():
     space, geometry = _cone_case()
-    a = RayTransform.from_odl(space, geometry).to("cuda")
+    a = RayTransform.from_geometry(space, geometry).to("cuda")
     x = _rand(2, 1, 16, 16, 16).cuda()
     y = _rand(2, 1, *a.range_shape, seed=1).cuda()
     assert a(x).shape == (2, 1) + tuple(geometry.partition.shape)
@@ -284,7 +287,7 @@ def test_parallel_without_offset_equals_odl_conversion():
     x = _rand(24, 20)
     ref = torch.from_numpy(np.asarray(ray(x.numpy()).data))
     for backend in ("matrix", "odl"):
-        ours = RayTransform.from_odl(space, geometry(), backend=backend)
+        ours = RayTransform.from_geometry(space, geometry(), backend=backend)
         assert _rel(ours(x[None])[0], ref) <= 1e-4
 
 
@@ -293,8 +296,8 @@ def test_parallel_geometry_translation_is_honoured(backend):
     """An ODL geometry translated by ``t`` sees the image moved by ``-t`` (whole pixels: exact)."""
     space = odl.uniform_discr([-10, -10], [10, 10], (20, 20), dtype="float32")
     angles, det = odl.uniform_partition(0, math.pi, 12), odl.uniform_partition(-15, 15, 30)
-    plain = RayTransform.from_odl(space, tomo.Parallel2dGeometry(angles, det), backend=backend)
-    moved = RayTransform.from_odl(space, tomo.Parallel2dGeometry(angles, det, translation=(2.0, -3.0)),
+    plain = RayTransform.from_geometry(space, tomo.Parallel2dGeometry(angles, det), backend=backend)
+    moved = RayTransform.from_geometry(space, tomo.Parallel2dGeometry(angles, det, translation=(2.0, -3.0)),
                                   backend=backend)
     x = torch.zeros(1, 1, 20, 20)
     x[..., 6:11, 7:12] = 1.0

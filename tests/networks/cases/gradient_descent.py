@@ -5,12 +5,12 @@ CASES = [
     NetworkCase(
         "lgd",
         lambda c, complex_: LearnedGradientDescent(c, complex_, iterations=3, features=(8, 8)),
-        steps=3,
+        iterations=3,
     ),
     NetworkCase(
         "lgd-shared",
         lambda c, complex_: LearnedGradientDescent(c, complex_, iterations=3, features=(8, 8), share_weights=True),
-        steps=3,
-        any_steps=True,
+        iterations=3,
+        any_iterations=True,
     ),
 ]

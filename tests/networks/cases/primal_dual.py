@@ -5,14 +5,14 @@ CASES = [
     NetworkCase(
         "lpd",
         lambda c, complex_: LearnedPrimalDual(c, complex_, iterations=3, n_primal=3, n_dual=3, features=(8, 8)),
-        steps=3,
+        iterations=3,
     ),
     NetworkCase(
         "lpd-fbp-shared",
         lambda c, complex_: LearnedPrimalDual(
             c, complex_, iterations=3, n_primal=2, n_dual=2, features=(8,), init="fbp", share_weights=True
         ),
-        steps=3,
-        any_steps=True,
+        iterations=3,
+        any_iterations=True,
     ),
 ]

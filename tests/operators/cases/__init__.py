@@ -28,6 +28,8 @@ class OperatorCase:
         cuda: whether the case can run on a CUDA device when one is present.
         per_sample: the operator carries per-sample buffers (masks, coil maps) of the batch size, so a one-sample
             slice cannot be applied on its own and the batched-versus-single check is skipped.
+        changes: for an operator with the ``"replace"`` ability, a ``replace(**changes)`` that must change its
+            output (shapes kept); empty: only the round trip of every parameter is checked.
     """
 
     name: str
@@ -38,6 +40,7 @@ class OperatorCase:
     requires: tuple[str, ...] = field(default_factory=tuple)
     cuda: bool = True
     per_sample: bool = False
+    changes: dict = field(default_factory=dict)
 
 
 def all_cases() -> list[OperatorCase]:

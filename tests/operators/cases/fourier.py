@@ -21,14 +21,16 @@ def _per_sample_masks(batch: int) -> torch.Tensor:
 
 
 CASES = [
-    OperatorCase("fourier-single-random", lambda: MaskedFourier(random_mask((H, W), 4, 0.1, seed=0))),
+    OperatorCase("fourier-single-random", lambda: MaskedFourier(random_mask((H, W), 4, 0.1, seed=0)),
+                 changes={"mask": random_mask((H, W), 4, 0.1, seed=5)}),
     OperatorCase("fourier-single-equispaced", lambda: MaskedFourier(equispaced_mask((H, W), 4, 0.1, seed=0)), batch=(3,)),
     OperatorCase("fourier-single-poisson", lambda: MaskedFourier(poisson_disc_mask((H, W), 3, calib=(4, 4), seed=0))),
     OperatorCase(
         "fourier-single-broadcast-mask", lambda: MaskedFourier(random_mask((H, W), 4, 0.1, seed=1)[:1], shape=(H, W))
     ),
     OperatorCase("fourier-single-per-sample-mask", lambda: MaskedFourier(_per_sample_masks(2)), per_sample=True),
-    OperatorCase("fourier-single-shift", lambda: MaskedFourier(random_mask((H, W), 4, 0.1, seed=2), shift=(0.3, -1.7))),
+    OperatorCase("fourier-single-shift", lambda: MaskedFourier(random_mask((H, W), 4, 0.1, seed=2), shift=(0.3, -1.7)),
+                 changes={"shift": (0.0, 1.0)}),
     OperatorCase(
         "fourier-single-per-sample-shift",
         # (a fully sampled per-sample operator would fail the contract's opnorm check only because an unbatched x is
@@ -36,16 +38,19 @@ CASES = [
         lambda: MaskedFourier(_per_sample_masks(2), shift=torch.tensor([[0.5, 0.0], [-2.25, 1.5]])),
         per_sample=True,
     ),
-    OperatorCase("fourier-multi-shared-sens", lambda: MaskedFourier(random_mask((H, W), 4, 0.1, seed=3), _sens(None)), batch=(2,)),
+    OperatorCase("fourier-multi-shared-sens", lambda: MaskedFourier(random_mask((H, W), 4, 0.1, seed=3), _sens(None)),
+                 batch=(2,), changes={"sens": _sens(None, seed=7)}),
     OperatorCase(
         "fourier-multi-per-sample",
         lambda: MaskedFourier(_per_sample_masks(2), _sens(2)),
         batch=(2,),
         per_sample=True,
+        changes={"sens": _sens(2, seed=3)},
     ),
     OperatorCase(
         "fourier-multi-learnable-shift",
         lambda: MaskedFourier(random_mask((H, W), 4, 0.1, seed=4), _sens(None, coils=3), shift=(0.25, 0.5), learnable_shift=True),
         batch=(2,),
+        changes={"shift": (1.0, 0.0)},
     ),
 ]

@@ -1,8 +1,27 @@
-"""Batch bookkeeping shared by the classical solvers (private).
+r"""Batched-solver bookkeeping: argument checks, per-sample scalars, norms and inner products, operator norms.
 
-Every solver treats each leading index of ``x = A^H y`` — the dimensions in front of ``operator.domain_shape`` — as
-an independent problem: inner products, step sizes and stopping rules are computed per sample by reducing over the
-trailing ``domain_shape`` dimensions only, so a batched call equals a loop of single-sample calls.
+Every classical solver (:func:`~rim_monai.classical.cg_normal`, :func:`~rim_monai.classical.landweber`,
+:func:`~rim_monai.classical.tv_pdhg`) treats each leading index of :math:`x = A^H y` — the dimensions in front of
+``operator.domain_shape`` — as an independent problem: inner products, step sizes and stopping rules are computed per
+sample by reducing over the trailing ``domain_shape`` dimensions only, so a batched call equals a loop of
+single-sample calls. This module holds those pieces, for the solvers here and for new ones:
+
+- :func:`check_solver_inputs` (or its parts :func:`check_measurements`, :func:`check_iterations`, :func:`check_tol`)
+  and :func:`check_initial` validate the arguments with ``ValueError`` naming the argument;
+- :func:`per_sample` turns a number or a per-sample tensor (a weight, a step size) into one value per sample, and
+  :func:`expand` broadcasts it against ``(*batch, *domain_shape)``;
+- :func:`sqnorm` and :func:`rdot` are the per-sample :math:`\|a\|^2` and :math:`\mathrm{Re}\langle a, b\rangle`;
+- :func:`operator_norm` is :math:`\|A\|_2` per sample (shared operators use the cached ``A.opnorm()``).
+
+Example:
+    >>> from rim_monai.operators import Identity
+    >>> y = torch.ones(3, 1, 4, 4)
+    >>> check_solver_inputs(y, Identity((4, 4)), iterations=10, tol=1e-6)
+    (10, 1e-06)
+    >>> sqnorm(y, ndim=2)                      # one value per leading index (3, 1)
+    tensor([[16.],
+            [16.],
+            [16.]])
 """
 
 from __future__ import annotations
@@ -15,6 +34,7 @@ from rim_monai.operators.base import LinearOperator, check_tensor
 
 __all__ = [
     "Callback",
+    "check_solver_inputs",
     "check_measurements",
     "check_initial",
     "check_iterations",
@@ -26,7 +46,24 @@ __all__ = [
     "operator_norm",
 ]
 
+#: ``callback(k, x_k)``, called by the solvers after iteration ``k = 1, 2, ...`` (it must not change ``x_k`` in place)
 Callback = Callable[[int, torch.Tensor], None]
+
+
+def check_solver_inputs(
+    y: torch.Tensor, operator: LinearOperator, iterations: int, tol: float | None = None
+) -> tuple[int, float | None]:
+    """Validate the arguments every iterative solver takes, in this order: ``operator`` and ``y``, ``iterations``,
+    ``tol`` (skipped when ``None``).
+
+    Returns:
+        ``(iterations, tol)`` as ``int`` and ``float`` (``tol`` stays ``None`` when not given).
+
+    Raises:
+        ValueError: naming ``operator``, ``y``, ``iterations`` or ``tol``.
+    """
+    check_measurements(y, operator)
+    return check_iterations(iterations), (None if tol is None else check_tol(tol))
 
 
 def check_measurements(y: torch.Tensor, operator: LinearOperator) -> None:
