@@ -5,6 +5,7 @@ See ``docs/adaptation.md``: the objective, the operator parameters each family e
 
 from rim_monai.adaptation.adapt import NOISE_WARNING_FACTOR, adapt
 from rim_monai.adaptation.baselines import retrain_supervised, swap_operator
+from rim_monai.adaptation.batched import full_data_term, reconstruct, reconstruct_each
 from rim_monai.adaptation.losses import (
     data_consistency,
     proximity_penalty,
@@ -19,7 +20,9 @@ from rim_monai.adaptation.parameters import (
     coil_sensitivities,
     unit_sum_nonnegative,
 )
+from rim_monai.adaptation.objective import AdaptationObjective
 from rim_monai.adaptation.report import AdaptationReport
+from rim_monai.adaptation.scoring import reference_quality
 from rim_monai.adaptation.search import golden_section_search, grid_golden_search
 
 __all__ = [
@@ -27,6 +30,11 @@ __all__ = [
     "NOISE_WARNING_FACTOR",
     "swap_operator",
     "retrain_supervised",
+    "AdaptationObjective",
+    "full_data_term",
+    "reconstruct",
+    "reconstruct_each",
+    "reference_quality",
     "data_consistency",
     "proximity_penalty",
     "transmission_weights",

@@ -28,14 +28,26 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
+from ignite.engine import Engine, Events
 
-from rim_monai.adaptation import _common as C
-from rim_monai.adaptation.losses import proximity_penalty
-from rim_monai.adaptation.parameters import GeometryParameter, ParameterEstimator, ParameterSpec
+from rim_monai.adaptation.batched import reconstruct
+from rim_monai.adaptation.checks import check_mu, check_positive, check_protocol
+from rim_monai.adaptation.objective import AdaptationObjective
+from rim_monai.adaptation.parameters import ParameterEstimator, ParameterSpec
 from rim_monai.adaptation.report import AdaptationReport
-from rim_monai.adaptation.search import grid_golden_search
+from rim_monai.adaptation.samples import check_weighting, noise_level, prepare_samples, stack_samples
+from rim_monai.adaptation.scoring import reference_quality
 from rim_monai.operators.base import LinearOperator
+from rim_monai.training import (
+    EpochLengths,
+    KeepBestState,
+    LossHistory,
+    PeriodicEvaluation,
+    ShuffledBatches,
+    StopAtLevel,
+    StopOnPlateau,
+    step_engine,
+)
 
 __all__ = ["adapt", "NOISE_WARNING_FACTOR"]
 
@@ -46,7 +58,7 @@ NOISE_WARNING_FACTOR = 4.0
 
 
 def _split(total: int, parts: int) -> list[int]:
-    """``total`` steps in ``parts`` nearly equal blocks."""
+    """``total`` steps in ``parts`` nearly equal blocks (the longer ones first)."""
     return [total // parts + (1 if r < total % parts else 0) for r in range(parts)]
 
 
@@ -133,224 +145,179 @@ def adapt(
         >>> report.to_json("adapt.json"); report.plot("adapt.png")                          # doctest: +SKIP
     """
     started = time.perf_counter()
+    _check_arguments(net, mu, steps, lr, batch_size, patience, min_delta, metric_protocol, eval_every)
+    estimator = _estimator(estimate)
+    y_all, ops = prepare_samples(measurements, operator)
+    n, device = y_all.shape[0], ops[0].device
+    check_weighting(noise_weighting, y_all)
+    level = noise_level(noise_energy, y_all)
+    refs = None if references is None else stack_samples(references, "references").to(device)
+    if refs is not None and refs.shape[0] != n:
+        raise ValueError(f"references: expected {n} samples (one per measurement), got {refs.shape[0]}.")
+    batch_size = min(int(batch_size), n)
+    eval_every = int(eval_every) if eval_every is not None else math.ceil(n / batch_size)
+
+    # the copy that is optimised, its report, and the state with the lowest full data term
+    objective = AdaptationObjective(copy.deepcopy(net).to(device).eval(), ops, y_all, mu, noise_weighting, estimator)
+    report = AdaptationReport(method="R&R+" if estimator is not None else "R&R", mu=float(mu), num_samples=n)
+    report.config = {
+        "steps": int(steps), "lr": float(lr), "batch_size": batch_size, "patience": patience,
+        "min_delta": float(min_delta), "eval_every": eval_every, "seed": int(seed),
+        "noise_weighting": None if noise_weighting is None else type(noise_weighting).__name__,
+        "noise_energy": level, "estimate": None if estimator is None else repr(estimator),
+    }
+    best = KeepBestState(objective.snapshot)
+    evaluation = _Evaluation(objective, report, best, batch_size, refs, metric_protocol)
+
+    # before: θ₀ with the operator as given; then re-estimated operator parameters and the optimiser
+    before = evaluation(0)["data_term"]
+    _record_before(report, best, objective, level)
+    if level is not None and before <= NOISE_WARNING_FACTOR * level:
+        warnings.warn(
+            f"adapt: the data term before adaptation ({before:.4g}) is already within {NOISE_WARNING_FACTOR:g}x the "
+            f"noise energy ({level:.4g}): the network explains the measurements to about the noise level, so "
+            "R&R has little to fit but noise (see docs/adaptation.md, Evidence).",
+            stacklevel=2,
+        )
+    if estimator is not None and estimator.reestimated_parameters:
+        objective.reestimate()
+        evaluation(0)
+    objective.build_optimizer(lr)
+    if level is None or before > level:  # at the noise level already: nothing left to fit
+        _optimize(objective, evaluation, best, report, int(steps), batch_size, eval_every, patience, min_delta,
+                  level, progress, seed)
+
+    # the best state, scored
+    objective.restore(best.state)
+    report.best_step = best.step
+    report.data_term_after = best.value
+    report.relative_residual_after = best.metrics["relative_residual"]
+    report.parameters_final = objective.parameter_values()
+    if refs is not None:
+        recon = reconstruct(objective.net, objective.ops, y_all, batch_size)
+        report.psnr_after, report.ssim_after, _ = reference_quality(recon, refs, metric_protocol)
+    report.operator = objective.ops[0] if len(objective.ops) == 1 else objective.ops
+    report.config["per_sample_operators"] = len(objective.ops) > 1
+    report.wall_time_s = time.perf_counter() - started
+    return objective.net, report
+
+
+def _check_arguments(net: Any, mu: Any, steps: Any, lr: Any, batch_size: Any, patience: Any, min_delta: Any,
+                     metric_protocol: Any, eval_every: Any) -> None:
     if not isinstance(net, torch.nn.Module):
         raise ValueError(f"net: expected a torch.nn.Module called as net(y, A), got {type(net).__name__}.")
-    if not (isinstance(mu, (int, float)) and not isinstance(mu, bool)) or math.isnan(mu) or mu < 0:
-        raise ValueError(f"mu: expected a number >= 0 (math.inf freezes the weights), got {mu!r}.")
-    C.check_positive(steps, "steps", integer=True, allow_zero=True)
-    C.check_positive(lr, "lr")
-    C.check_positive(batch_size, "batch_size", integer=True)
+    check_mu(mu)
+    check_positive(steps, "steps", integer=True, allow_zero=True)
+    check_positive(lr, "lr")
+    check_positive(batch_size, "batch_size", integer=True)
     if patience is not None:
-        C.check_positive(patience, "patience", integer=True)
-    C.check_positive(min_delta, "min_delta", allow_zero=True)
-    C.check_protocol(metric_protocol)
+        check_positive(patience, "patience", integer=True)
+    check_positive(min_delta, "min_delta", allow_zero=True)
+    check_protocol(metric_protocol)
     if eval_every is not None:
-        C.check_positive(eval_every, "eval_every", integer=True)
+        check_positive(eval_every, "eval_every", integer=True)
+
+
+def _estimator(estimate: Any) -> ParameterEstimator | None:
     estimator = ParameterEstimator.wrap(estimate)
     if estimator is not None and estimator.gradient_parameters and estimator.search_parameters:
         raise ValueError(
             "estimate: OperatorParameter and GeometryParameter on one operator are not supported together "
             "(replace() would discard the learned parameters); estimate them in two adapt() calls."
         )
+    return estimator
 
-    y_all, ops = C.prepare_samples(measurements, operator)
-    n, device = y_all.shape[0], ops[0].device
-    C.check_weighting(noise_weighting, y_all)
-    noise_level = C.noise_level(noise_energy, y_all)
-    refs = None if references is None else C.stack_samples(references, "references").to(device)
-    if refs is not None and refs.shape[0] != n:
-        raise ValueError(f"references: expected {n} samples (one per measurement), got {refs.shape[0]}.")
-    batch_size = min(int(batch_size), n)
-    eval_every = int(eval_every) if eval_every is not None else math.ceil(n / batch_size)
 
-    # ---------------------------------------------------------------- the copies that are optimised
-    adapted = copy.deepcopy(net).to(device).eval()
-    theta = [p for p in adapted.parameters() if p.requires_grad]
-    theta0 = [p.detach().clone() for p in theta]
-    frozen = math.isinf(mu)
-    if frozen:
-        for p in theta:
-            p.requires_grad_(False)
-    if estimator is not None:
-        ops = [estimator.prepare(op) for op in ops]
+class _Evaluation:
+    """The full evaluation of a run: data term (and PSNR/SSIM with references) into the report and the best state."""
 
-    method = "R&R+" if estimator is not None else "R&R"
-    report = AdaptationReport(method=method, mu=float(mu), num_samples=n)
-    report.config = {
-        "steps": int(steps), "lr": float(lr), "batch_size": batch_size, "patience": patience,
-        "min_delta": float(min_delta), "eval_every": eval_every, "seed": int(seed),
-        "noise_weighting": None if noise_weighting is None else type(noise_weighting).__name__,
-        "noise_energy": noise_level,
-        "estimate": None if estimator is None else repr(estimator),
-    }
+    def __init__(self, objective: AdaptationObjective, report: AdaptationReport, best: KeepBestState,
+                 batch_size: int, references: torch.Tensor | None, protocol: str) -> None:
+        self.objective, self.report, self.best = objective, report, best
+        self.batch_size, self.references, self.protocol = batch_size, references, protocol
 
-    def penalty_value() -> float:
-        if frozen or mu == 0 or not theta:
-            return 0.0
-        with torch.no_grad():
-            return float(mu * proximity_penalty(theta, theta0))
-
-    def param_values() -> dict[str, Any]:
-        return {} if estimator is None else estimator.values(ops)
-
-    def snapshot() -> dict[str, Any]:
-        keep = [copy.deepcopy(op) for op in ops] if estimator is not None and estimator.gradient_parameters else list(ops)
-        return {"state": copy.deepcopy(adapted.state_dict()), "ops": keep}
-
-    best: dict[str, Any] = {"value": math.inf, "step": 0}
-
-    def record(step: int) -> float:
-        outputs: list[torch.Tensor] | None = None if refs is None else []
-        value, rel = C.evaluate(adapted, ops, y_all, noise_weighting, batch_size, outputs=outputs)
+    def __call__(self, step: int) -> dict[str, float]:
+        report = self.report
+        outputs: list[torch.Tensor] | None = None if self.references is None else []
+        value, rel = self.objective.evaluate(self.batch_size, outputs=outputs)
         if outputs is not None:
-            psnr_value, ssim_value, report.metric_protocol = C.image_quality(torch.cat(outputs), refs, metric_protocol)
+            psnr_value, ssim_value, report.metric_protocol = reference_quality(
+                torch.cat(outputs), self.references, self.protocol
+            )
             report.psnr.append(psnr_value)
             report.ssim.append(ssim_value)
         report.eval_steps.append(step)
         report.data_term.append(value)
-        report.penalty.append(penalty_value())
-        for name, v in param_values().items():
+        report.penalty.append(self.objective.penalty())
+        for name, v in self.objective.parameter_values().items():
             report.parameters.setdefault(name, []).append(v)
-        if value < best["value"]:
-            best.update(value=value, step=step, rel=rel, snapshot=snapshot())
-        return value
+        metrics = {"data_term": value, "relative_residual": rel}
+        self.best.update(metrics, step)
+        return metrics
 
-    # ---------------------------------------------------------------- before: θ₀ with the operator as given
-    before = record(0)
-    report.data_term_before = before
-    report.noise_energy = noise_level
-    if noise_level is not None and before <= NOISE_WARNING_FACTOR * noise_level:
-        warnings.warn(
-            f"adapt: the data term before adaptation ({before:.4g}) is already within {NOISE_WARNING_FACTOR:g}x the "
-            f"noise energy ({noise_level:.4g}): the network explains the measurements to about the noise level, so "
-            "R&R has little to fit but noise (see docs/adaptation.md, Evidence).",
-            stacklevel=2,
-        )
-    report.relative_residual_before = best["rel"]
-    report.parameters_before = param_values()
-    if refs is not None:
+
+def _record_before(report: AdaptationReport, best: KeepBestState, objective: AdaptationObjective,
+                   level: float | None) -> None:
+    """The report's "before" fields, from the first evaluation (θ₀ with the operator as given)."""
+    report.data_term_before = report.data_term[0]
+    report.noise_energy = level
+    report.relative_residual_before = best.metrics["relative_residual"]
+    report.parameters_before = objective.parameter_values()
+    if report.psnr:
         report.psnr_before, report.ssim_before = report.psnr[0], report.ssim[0]
 
-    # ---------------------------------------------------------------- re-estimated parameters, then the optimiser
-    if estimator is not None and estimator.reestimated_parameters:
-        for spec in estimator.reestimated_parameters:
-            if len(ops) == 1 and not spec.per_sample:
-                ops = [spec.apply(ops[0], y_all)]
-            else:
-                shared = ops * n if len(ops) == 1 else ops
-                ops = [spec.apply(op, y_all[i : i + 1]) for i, op in enumerate(shared)]
-        for op in ops:
-            for spec in estimator.parameters:
-                spec.bind(op)
-        record(0)
-    groups: list[dict[str, Any]] = [] if frozen or not theta else [{"params": theta, "lr": lr}]
-    if estimator is not None:
-        for spec in estimator.gradient_parameters:
-            groups.append({"params": [spec.bind(op) for op in ops], "lr": spec.lr or lr})
-    optimizer = torch.optim.Adam(groups) if groups else None
 
-    # ---------------------------------------------------------------- search rounds and θ blocks
-    search = estimator.search_parameters if estimator is not None else []
-    blocks = _split(int(steps), estimator.search_rounds) if search else [int(steps)]
-    search_count = estimator.search_samples if estimator is not None else None
-    generator = torch.Generator().manual_seed(int(seed))
-    order: list[int] = []
-    step = 0
-    bar = tqdm(total=int(steps) if optimizer is not None else 0, desc=method, disable=not progress, leave=False)
-    at_noise_level = noise_level is not None and before <= noise_level
-    try:
-        for r, block in enumerate(blocks):
-            if at_noise_level:
-                break
-            if search:
-                for spec in search:
-                    ops = _search(spec, r, adapted, ops, y_all, noise_weighting, batch_size, search_count, report)
-                record(step)
-            if optimizer is None:
-                continue
-            last_best, waited = best["value"], 0
-            for _ in range(block):
-                if not order:
-                    order = torch.randperm(n, generator=generator).tolist()
-                idx = torch.tensor([order.pop() for _ in range(min(batch_size, len(order)))], device=device)
-                optimizer.zero_grad(set_to_none=True)
-                loss = C.data_terms(adapted, ops, y_all, idx, noise_weighting).mean()
-                if not frozen and mu > 0 and theta:
-                    loss = loss + mu * proximity_penalty(theta, theta0)
-                loss.backward()
-                optimizer.step()
-                if estimator is not None:
-                    for spec in estimator.gradient_parameters:
-                        for op in ops:
-                            spec.constrain(op)
-                step += 1
-                report.batch_loss.append(float(loss.detach()))
-                bar.update(1)
-                if step % eval_every == 0 or step == int(steps):
-                    value = record(step)
-                    bar.set_postfix(D=f"{value:.4g}")
-                    if value < last_best * (1.0 - min_delta):
-                        last_best, waited = value, 0
-                    else:
-                        waited += 1
-                    at_noise_level = noise_level is not None and value <= noise_level
-                    if at_noise_level or (patience is not None and waited >= patience):
-                        report.stopped_early = True
-                        report.stop_reason = "noise level" if at_noise_level else "no improvement"
-                        bar.update(block - (step - sum(blocks[:r])))
-                        break
-    finally:
-        bar.close()
+class _SearchRound:
+    """The outer search of every geometry parameter at the start of a round (an epoch), then an evaluation."""
 
-    # ---------------------------------------------------------------- restore the best state
-    adapted.load_state_dict(best["snapshot"]["state"])
-    adapted.zero_grad(set_to_none=True)
-    ops = best["snapshot"]["ops"]
-    if frozen:
-        for p in theta:
-            p.requires_grad_(True)
-    report.steps_run = step
-    report.best_step = best["step"]
-    report.data_term_after = best["value"]
-    report.relative_residual_after = best["rel"]
-    report.parameters_final = param_values()
-    if refs is not None:
-        report.psnr_after, report.ssim_after, _ = C.image_quality(
-            C.reconstruct(adapted, ops, y_all, batch_size), refs, metric_protocol
-        )
-    report.operator = ops[0] if len(ops) == 1 else ops
-    report.config["per_sample_operators"] = len(ops) > 1
-    report.wall_time_s = time.perf_counter() - started
-    return adapted, report
+    def __init__(self, objective: AdaptationObjective, evaluation: _Evaluation, report: AdaptationReport,
+                 batch_size: int) -> None:
+        self.objective, self.evaluation, self.report, self.batch_size = objective, evaluation, report, batch_size
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED, self._on_epoch)
+
+    def _on_epoch(self, engine: Engine) -> None:
+        self(engine.state.epoch - 1, engine.state.iteration)
+
+    def __call__(self, round_index: int, step: int) -> None:
+        estimator = self.objective.estimator
+        for spec in estimator.search_parameters:
+            self.report.search_evaluations += self.objective.search(
+                spec, round_index, self.batch_size, estimator.search_samples
+            )
+        self.evaluation(step)
 
 
-def _search(
-    spec: GeometryParameter,
-    round_index: int,
-    net: torch.nn.Module,
-    ops: list[LinearOperator],
-    y_all: torch.Tensor,
-    weighting: Any,
-    batch_size: int,
-    count: int | None,
-    report: AdaptationReport,
-) -> list[LinearOperator]:
-    """One coarse-to-fine search of ``spec`` with the network fixed; returns the operators at the best value."""
-    lo, hi = spec.bounds
-    current = spec.value(ops[0])
-    if round_index > 0:  # refine around the current estimate: two grid cells either side
-        cell = (hi - lo) / (spec.grid_points - 1)
-        lo, hi = max(lo, current - 2 * cell), min(hi, current + 2 * cell)
-    if hi - lo < spec.tol:
-        return ops
+def _optimize(objective: AdaptationObjective, evaluation: _Evaluation, best: KeepBestState,
+              report: AdaptationReport, steps: int, batch_size: int, eval_every: int, patience: int | None,
+              min_delta: float, level: float | None, progress: bool, seed: int) -> None:
+    """The rounds of the run: each an outer search (R&R+ with geometry parameters) then a block of Adam steps.
 
-    def objective(value: float) -> float:
-        candidate = [spec.apply(op, value) for op in ops]
-        return C.evaluate(net, candidate, y_all, weighting, batch_size, count)[0]
-
-    found = grid_golden_search(objective, lo, hi, grid_points=spec.grid_points, tol=spec.tol)
-    report.search_evaluations += found.evaluations + 1
-    # keep the current value unless the search found a better one
-    if found.fx < C.evaluate(net, ops, y_all, weighting, batch_size, count)[0]:
-        return [spec.apply(op, found.x) for op in ops]
-    return ops
+    One round is one epoch of the training engine: no improvement for ``patience`` evaluations ends the round,
+    reaching the noise ``level`` ends the run. Rounds without steps (none to take, or nothing to optimise by
+    gradient) are the search alone.
+    """
+    estimator = objective.estimator
+    searches = estimator.search_parameters if estimator is not None else []
+    blocks = _split(steps, estimator.search_rounds) if searches else [steps]
+    search_round = _SearchRound(objective, evaluation, report, batch_size) if searches else None
+    active = [b for b in blocks if b > 0] if objective.optimizer is not None else []
+    at_level = StopAtLevel(level) if level is not None else None
+    plateau = StopOnPlateau(int(patience), min_delta, reference=best) if patience is not None else None
+    history = LossHistory()
+    if active:
+        handlers = [search_round, PeriodicEvaluation(evaluation, eval_every, last=steps), at_level, plateau,
+                    history, EpochLengths(active) if len(set(active)) > 1 else None]
+        engine = step_engine(objective.step, [h for h in handlers if h is not None], progress, report.method)
+        batches = ShuffledBatches(objective.y_all.shape[0], batch_size, seed, objective.y_all.device)
+        report.steps_run = engine.run(batches, max_epochs=len(active), epoch_length=max(active)).iteration
+    at_noise_level = at_level is not None and at_level.stopped
+    for r in range(len(active), len(blocks) if search_round is not None else 0):  # rounds without steps: search
+        if at_noise_level:
+            break
+        search_round(r, report.steps_run)
+    report.batch_loss = history.values
+    report.stopped_early = at_noise_level or (plateau is not None and plateau.stopped)
+    if report.stopped_early:
+        report.stop_reason = "noise level" if at_noise_level else "no improvement"

@@ -13,16 +13,20 @@ The lower reference "no adaptation" is the trained network evaluated with the *o
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
-from rim_monai.adaptation import _common as C
+from rim_monai.adaptation.batched import full_data_term, net_output, reconstruct
+from rim_monai.adaptation.checks import check_positive, check_protocol
 from rim_monai.adaptation.report import AdaptationReport
+from rim_monai.adaptation.samples import prepare_samples, stack_samples
+from rim_monai.adaptation.scoring import reference_quality
 from rim_monai.operators.base import LinearOperator
+from rim_monai.training import LossHistory, PeriodicEvaluation, ShuffledBatches, step_engine
 
 __all__ = ["swap_operator", "retrain_supervised"]
 
@@ -53,15 +57,12 @@ def swap_operator(
     Example:
         >>> x_swap = swap_operator(net, A1, y_new)      # doctest: +SKIP
     """
-    C.check_positive(batch_size, "batch_size", integer=True)
-    y_all = C.stack_samples(measurements, "measurements")
-    ops = C.operator_list(operator, y_all.shape[0])
-    y_all = y_all.to(ops[0].device)
-    C.check_measurements(y_all, ops)
+    check_positive(batch_size, "batch_size", integer=True)
+    y_all, ops = prepare_samples(measurements, operator)
     was_training = net.training
     net.eval()
     try:
-        return C.reconstruct(net, ops, y_all, int(batch_size))
+        return reconstruct(net, ops, y_all, int(batch_size))
     finally:
         net.train(was_training)
 
@@ -125,13 +126,13 @@ def retrain_supervised(
     started = time.perf_counter()
     if not isinstance(net, torch.nn.Module):
         raise ValueError(f"net: expected a torch.nn.Module called as net(y, A), got {type(net).__name__}.")
-    C.check_positive(steps, "steps", integer=True)
-    C.check_positive(lr, "lr")
-    C.check_positive(batch_size, "batch_size", integer=True)
-    C.check_protocol(metric_protocol)
-    y_all, ops = C.prepare_samples(measurements, operator)
+    check_positive(steps, "steps", integer=True)
+    check_positive(lr, "lr")
+    check_positive(batch_size, "batch_size", integer=True)
+    check_protocol(metric_protocol)
+    y_all, ops = prepare_samples(measurements, operator)
     n, device = y_all.shape[0], ops[0].device
-    x_all = C.stack_samples(targets, "targets").to(device)
+    x_all = stack_samples(targets, "targets").to(device)
     if x_all.shape[0] != n:
         raise ValueError(f"targets: expected {n} samples (one per measurement), got {x_all.shape[0]}.")
     batch_size = min(int(batch_size), n)
@@ -142,50 +143,67 @@ def retrain_supervised(
     report = AdaptationReport(method="supervised", mu=0.0, num_samples=n)
     report.config = {"steps": int(steps), "lr": float(lr), "batch_size": batch_size, "reinitialize": bool(reinitialize),
                      "seed": int(seed), "per_sample_operators": len(ops) > 1}
-
-    def record(step: int) -> tuple[float, float]:
-        model.eval()
-        value, rel = C.evaluate(model, ops, y_all, None, batch_size)
-        report.eval_steps.append(step)
-        report.data_term.append(value)
-        report.penalty.append(0.0)
-        return value, rel
-
-    report.data_term_before, report.relative_residual_before = record(0)
-    report.psnr_before, report.ssim_before, report.metric_protocol = C.image_quality(
-        C.reconstruct(model, ops, y_all, batch_size), x_all, metric_protocol, "targets"
+    evaluation = _DataTermRecord(model, ops, y_all, batch_size, report)
+    before = evaluation(0)
+    report.data_term_before, report.relative_residual_before = before["data_term"], before["relative_residual"]
+    report.psnr_before, report.ssim_before, report.metric_protocol = reference_quality(
+        reconstruct(model, ops, y_all, batch_size), x_all, metric_protocol, "targets"
     )
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("net: has no trainable parameters.")
-    optimizer = torch.optim.Adam(params, lr=lr)
-    generator = torch.Generator().manual_seed(int(seed))
-    order: list[int] = []
-    eval_every = max(1, int(steps) // 10)  # about ten evaluations of the full data term
-    for step in tqdm(range(1, int(steps) + 1), desc="supervised", disable=not progress, leave=False):
-        model.train()
-        if not order:
-            order = torch.randperm(n, generator=generator).tolist()
-        idx = [order.pop() for _ in range(min(batch_size, len(order)))]
-        optimizer.zero_grad(set_to_none=True)
-        if len(ops) == 1:
-            sel = torch.tensor(idx, device=device)
-            loss = _squared_error(C.net_output(model, y_all[sel], ops[0]), x_all[sel])
-        else:
-            loss = torch.stack(
-                [_squared_error(C.net_output(model, y_all[i : i + 1], ops[i]), x_all[i : i + 1]) for i in idx]
-            ).mean()
-        loss.backward()
-        optimizer.step()
-        report.batch_loss.append(float(loss.detach()))
-        if step % eval_every == 0 and step != int(steps):
-            record(step)
-    report.data_term_after, report.relative_residual_after = record(int(steps))
+    step = _SupervisedStep(model, ops, y_all, x_all, torch.optim.Adam(params, lr=lr))
+    history = LossHistory()
+    # about ten evaluations of the full data term, and one after the last step
+    periodic = PeriodicEvaluation(evaluation, every=max(1, int(steps) // 10), last=int(steps))
+    engine = step_engine(step, [periodic, history], progress, desc="supervised")
+    engine.run(ShuffledBatches(n, batch_size, seed, device), epoch_length=int(steps))
+    report.batch_loss = history.values
+    report.data_term_after, report.relative_residual_after = report.data_term[-1], evaluation.relative_residual
     report.steps_run = report.best_step = int(steps)
     model.eval()
-    report.psnr_after, report.ssim_after, _ = C.image_quality(
-        C.reconstruct(model, ops, y_all, batch_size), x_all, metric_protocol, "targets"
+    report.psnr_after, report.ssim_after, _ = reference_quality(
+        reconstruct(model, ops, y_all, batch_size), x_all, metric_protocol, "targets"
     )
     report.operator = ops[0] if len(ops) == 1 else ops
     report.wall_time_s = time.perf_counter() - started
     return model, report
+
+
+class _DataTermRecord:
+    """The full data term of the model in eval mode, appended to the report (no penalty: supervised)."""
+
+    def __init__(self, model: torch.nn.Module, ops: Sequence[LinearOperator], y_all: torch.Tensor, batch_size: int,
+                 report: AdaptationReport) -> None:
+        self.model, self.ops, self.y_all, self.batch_size, self.report = model, ops, y_all, batch_size, report
+        self.relative_residual = math.nan
+
+    def __call__(self, step: int) -> dict[str, float]:
+        self.model.eval()
+        value, self.relative_residual = full_data_term(self.model, self.ops, self.y_all, None, self.batch_size)
+        self.report.eval_steps.append(step)
+        self.report.data_term.append(value)
+        self.report.penalty.append(0.0)
+        return {"data_term": value, "relative_residual": self.relative_residual}
+
+
+class _SupervisedStep:
+    """One Adam step on the mean squared error of a mini-batch, the model in train mode."""
+
+    def __init__(self, model: torch.nn.Module, ops: Sequence[LinearOperator], y_all: torch.Tensor,
+                 x_all: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        self.model, self.ops, self.y_all, self.x_all, self.optimizer = model, ops, y_all, x_all, optimizer
+
+    def __call__(self, idx: torch.Tensor) -> float:
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        if len(self.ops) == 1:
+            loss = _squared_error(net_output(self.model, self.y_all[idx], self.ops[0]), self.x_all[idx])
+        else:
+            loss = torch.stack([
+                _squared_error(net_output(self.model, self.y_all[i : i + 1], self.ops[i]), self.x_all[i : i + 1])
+                for i in idx.tolist()
+            ]).mean()
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())

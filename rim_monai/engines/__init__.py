@@ -1,15 +1,25 @@
-"""Glue for MONAI workflows: batch preparation for ``net(y, A)``, the multi-step loss, handlers."""
+"""Glue for MONAI workflows: batch preparation for ``net(y, A)``, the multi-step loss, handlers, bundles (see
+``docs/engines.md``)."""
 
-from rim_monai.engines.bundle import find_bundle_root
-from rim_monai.engines.handlers import ReconstructionSaver, format_table
+from rim_monai.engines.adaptation import adapt_bundle
+from rim_monai.engines.bundle import bundle_config, find_bundle_root, load_bundle_network
+from rim_monai.engines.checkpoint import AtomicCheckpointSaver, AtomicDiskSaver, latest_checkpoint
+from rim_monai.engines.handlers import ReconstructionSaver
 from rim_monai.engines.loss import MultiStepLoss
 from rim_monai.engines.metrics import ImageQualityMetric
 from rim_monai.engines.prepare_batch import MaskedFourierFromBatch, PrepareMeasurementBatch, plain_tensor
+from rim_monai.engines.tables import format_table
 
 # -- further engine modules register their public names below (one import line each) --
 
 __all__ = [
     "find_bundle_root",
+    "AtomicCheckpointSaver",
+    "AtomicDiskSaver",
+    "latest_checkpoint",
+    "bundle_config",
+    "load_bundle_network",
+    "adapt_bundle",
     "ReconstructionSaver",
     "format_table",
     "MultiStepLoss",

@@ -84,22 +84,12 @@ def adapt_bundle(
         operators.append(operator)
         references.append(None if target is None else target[0])
     shared = all(op is operators[0] for op in operators)
-    have_references = use_references and all(r is not None for r in references)
-    adapted, report = adapt(
-        network,
-        operators[0] if shared else operators,
-        torch.stack(measurements) if shared else measurements,
-        mu=mu,
-        steps=steps,
-        lr=lr,
-        batch_size=batch_size,
-        estimate=estimate,
-        noise_energy=noise_energy,
-        references=(torch.stack(references) if shared else references) if have_references else None,
-        metric_protocol=metric_protocol,
-        progress=progress,
-        seed=seed,
-    )
+    settings = dict(mu=mu, steps=steps, lr=lr, batch_size=batch_size, estimate=estimate, noise_energy=noise_energy,
+                    metric_protocol=metric_protocol, progress=progress, seed=seed)
+    if use_references and all(r is not None for r in references):
+        settings["references"] = torch.stack(references) if shared else references
+    adapted, report = adapt(network, operators[0] if shared else operators,
+                            torch.stack(measurements) if shared else measurements, **settings)
     with atomic_write(output_checkpoint, overwrite=overwrite) as tmp:
         torch.save(adapted.state_dict(), tmp)
     report_dir = Path(report_dir)

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from rim_monai.data.file_utils import atomic_write
-from rim_monai.metrics import psnr, ssim
+from rim_monai.data.keys import Keys
+from rim_monai.metrics import image_quality
 
 __all__ = ["load_slice", "load_reference", "comparison_figure", "main"]
 
@@ -37,7 +38,7 @@ def load_slice(path: str | os.PathLike, index: int = 0) -> np.ndarray:
     if path.name.endswith(".dcm"):
         from rim_monai.data.dicom import read_dicom
 
-        return np.asarray(read_dicom(path)["image"][0], dtype=np.float64)
+        return np.asarray(read_dicom(path)[Keys.IMAGE][0], dtype=np.float64)
     import nibabel as nib
 
     volume = np.asarray(nib.load(str(path)).dataobj, dtype=np.float64)
@@ -58,7 +59,7 @@ def load_reference(spec: str, shape: Sequence[int], clip_min: float | None = -10
         from rim_monai.data.phantoms import EllipsePhantomDataset
 
         _, seed, k = spec.split(":")
-        phantom = EllipsePhantomDataset(tuple(shape), seed=int(seed), supersample=2)[int(k)]["image"]
+        phantom = EllipsePhantomDataset(tuple(shape), seed=int(seed), supersample=2)[int(k)][Keys.IMAGE]
         image = phantom_to_hu(phantom)[0].double().numpy()
     else:
         path, _, index = spec.partition(":") if not Path(spec).is_file() else (spec, "", "")
@@ -109,7 +110,8 @@ def comparison_figure(
             if tuple(np.shape(image)) != tuple(np.shape(reference)):
                 raise ValueError(f"images[{name!r}]: shape {np.shape(image)} differs from the reference {np.shape(reference)}.")
             x = torch.as_tensor(np.asarray(image, dtype=np.float64))[None, None]
-            score = f"{float(psnr(x, ref_t)):.2f} dB / {float(ssim(x, ref_t)):.3f}"
+            values = image_quality(x, ref_t, metrics=("psnr", "ssim"))
+            score = f"{float(values['psnr']):.2f} dB / {float(values['ssim']):.3f}"
             panels.append((name, image, score))
         for c, ax in enumerate(axes[r]):
             ax.axis("off")

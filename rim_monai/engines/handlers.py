@@ -28,10 +28,12 @@ from monai.data import MetaTensor, decollate_batch
 
 from rim_monai.data.fastmri import center_crop
 from rim_monai.data.file_utils import atomic_write
+from rim_monai.data.keys import Keys
 from rim_monai.data.slicing import stack_slices
-from rim_monai.metrics import nmse, psnr, ssim
+from rim_monai.engines.tables import format_table
+from rim_monai.metrics import image_quality, magnitude
 
-__all__ = ["ReconstructionSaver", "format_table"]
+__all__ = ["ReconstructionSaver"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,19 +41,8 @@ Baseline = Callable[[torch.Tensor, Any], torch.Tensor]
 
 
 def _magnitude(x: torch.Tensor) -> torch.Tensor:
-    x = x.as_tensor() if isinstance(x, MetaTensor) else x
-    return x.detach().abs().float().cpu() if x.is_complex() else x.detach().float().cpu()
-
-
-def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    """A markdown table of ``rows`` (dicts) with ``columns``; floats with 4 significant decimals."""
-
-    def cell(v: Any) -> str:
-        return f"{v:.4f}" if isinstance(v, float) else str(v)
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(r.get(c, "")) for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
+    """The magnitude image kept for writing and scoring: float32 on the CPU."""
+    return magnitude(x).float().cpu()
 
 
 def _crop_size(images: Mapping[str, torch.Tensor], batch: Mapping[str, Any]) -> tuple[int, int] | None:
@@ -100,8 +91,8 @@ class ReconstructionSaver:
         save_images: bool = True,
         save_baselines: bool = False,
         overwrite: bool = True,
-        name_key: str = "filename",
-        slice_key: str = "slice",
+        name_key: str = Keys.FILENAME,
+        slice_key: str = Keys.SLICE,
         protocol: str = "volume",
         align_scale: bool = False,
     ) -> None:
@@ -139,9 +130,9 @@ class ReconstructionSaver:
     def _collect(self, engine: Any) -> None:
         seconds = time.perf_counter() - self._started  # data moved + operator built + network forward
         batch, output = engine.state.batch, engine.state.output
-        images = {"recon": _magnitude(output["pred"])}
-        if output.get("label") is not None:
-            images["reference"] = _magnitude(output["label"])
+        images = {"recon": _magnitude(output[Keys.PRED])}
+        if output.get(Keys.LABEL) is not None:
+            images["reference"] = _magnitude(output[Keys.LABEL])
         if self.baselines:
             y, _, (operator,), _ = self.prepare_batch(batch, engine.state.device)
             with torch.no_grad():
@@ -158,7 +149,7 @@ class ReconstructionSaver:
 
     def _identify(self, item: Mapping[str, Any], i: int) -> tuple[str, int, dict | None]:
         meta = None
-        for key in ("target", "image"):
+        for key in (Keys.TARGET, Keys.IMAGE):
             value = item.get(key)
             if isinstance(value, MetaTensor) and "slice_index" in value.meta:
                 meta = dict(value.meta)
@@ -213,16 +204,9 @@ class ReconstructionSaver:
                 if self.align_scale:
                     estimate = estimate * (estimate * reference).sum() / (estimate * estimate).sum().clamp_min(1e-30)
                 estimate = estimate[None] if self.protocol == "volume" else estimate
-                self.rows.append(
-                    {
-                        "file": stem,
-                        "method": key,
-                        "psnr": float(psnr(estimate, reference, protocol=self.protocol)),
-                        "ssim": float(ssim(estimate, reference, protocol=self.protocol)),
-                        "nmse": float(nmse(estimate, reference)),
-                        "seconds_per_slice": seconds if key == "recon" else float("nan"),
-                    }
-                )
+                scores = image_quality(estimate, reference, self.protocol)
+                self.rows.append({"file": stem, "method": key, **{k: float(v) for k, v in scores.items()},
+                                  "seconds_per_slice": seconds if key == "recon" else float("nan")})
         if self.rows:
             self._write_metrics()
         return self.rows

@@ -7,14 +7,13 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 from monai.losses import SSIMLoss
-from torch.nn.modules.loss import _Loss
 
 __all__ = ["MultiStepLoss"]
 
 _BASES = ("mse", "l1", "ssim")
 
 
-class MultiStepLoss(_Loss):
+class MultiStepLoss(nn.Module):
     r"""Weighted sum of a base loss over the estimates of an iterative network (Eq. 13):
 
     .. math::
@@ -49,7 +48,10 @@ class MultiStepLoss(_Loss):
         data_range: float = 1.0,
         reduction: str = "mean",
     ) -> None:
-        super().__init__(reduction=reduction)
+        super().__init__()
+        if reduction not in ("mean", "sum"):
+            raise ValueError(f"reduction: expected 'mean' or 'sum', got {reduction!r}.")
+        self.reduction = reduction
         if isinstance(base, str):
             if base not in _BASES:
                 raise ValueError(f"base: expected one of {_BASES} or a loss module, got {base!r}.")

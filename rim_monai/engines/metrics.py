@@ -5,17 +5,16 @@ from __future__ import annotations
 import torch
 from monai.metrics import CumulativeIterationMetric
 
-from rim_monai.metrics import nmse, psnr, ssim
+from rim_monai.metrics import QUALITY_METRICS, image_quality
 
 __all__ = ["ImageQualityMetric"]
-
-_METRICS = {"psnr": psnr, "ssim": ssim, "nmse": nmse}
 
 
 class ImageQualityMetric(CumulativeIterationMetric):
     """PSNR, SSIM or NMSE of (magnitude) reconstructions, accumulated over an epoch.
 
-    Complex images (MRI) are scored on their magnitude. One value per sample is buffered; ``aggregate`` returns the
+    The values are :func:`rim_monai.metrics.image_quality` of each sample (complex images, MRI, are scored on their
+    magnitude). One value per sample is buffered; ``aggregate`` returns the
     mean over all samples seen (across processes when distributed).
 
     Args:
@@ -31,19 +30,15 @@ class ImageQualityMetric(CumulativeIterationMetric):
 
     def __init__(self, metric: str = "psnr", protocol: str = "per_image") -> None:
         super().__init__()
-        if metric not in _METRICS:
-            raise ValueError(f"metric: expected one of {sorted(_METRICS)}, got '{metric}'.")
+        if metric not in QUALITY_METRICS:
+            raise ValueError(f"metric: expected one of {sorted(QUALITY_METRICS)}, got '{metric}'.")
         self.metric, self.protocol = metric, protocol
 
     def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
         if y is None:
             raise ValueError("y: a reference image is needed to score the reconstruction, got None.")
-        pred = y_pred.abs() if y_pred.is_complex() else y_pred
-        ref = y.abs() if y.is_complex() else y
-        pred, ref = torch.as_tensor(pred).float(), torch.as_tensor(ref).float()
-        if self.metric == "nmse":
-            return nmse(pred, ref, reduction="none")[:, None]
-        return _METRICS[self.metric](pred, ref, protocol=self.protocol, reduction="none")[:, None]
+        values = image_quality(y_pred, y, self.protocol, (self.metric,), reduction="none")
+        return values[self.metric][:, None]
 
     def aggregate(self) -> torch.Tensor:  # type: ignore[override]
         data = self.get_buffer()

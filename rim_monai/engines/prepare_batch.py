@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from monai.engines.utils import PrepareBatch
 
+from rim_monai.data.keys import Keys
 from rim_monai.operators.base import LinearOperator
 
 __all__ = ["PrepareMeasurementBatch", "MaskedFourierFromBatch", "plain_tensor"]
@@ -42,7 +43,7 @@ class MaskedFourierFromBatch:
             single-coil data.
     """
 
-    def __init__(self, mask_key: str = "mask", sens_key: str | None = "sens") -> None:
+    def __init__(self, mask_key: str = Keys.MASK, sens_key: str | None = Keys.SENS) -> None:
         self.mask_key = mask_key
         self.sens_key = sens_key
 
@@ -62,7 +63,7 @@ class PrepareMeasurementBatch(PrepareBatch):
     """MONAI ``prepare_batch`` for measurement-domain networks: ``(y, target, (A,), kwargs)``.
 
     Args:
-        measurement_key: key of the measurements ``y`` (``"kspace"`` for MRI, ``"sinogram"`` for CT).
+        measurement_key: key of the measurements ``y`` (``Keys.KSPACE`` for MRI, ``Keys.SINOGRAM`` for CT).
         target_key: key of the reference image (``None`` at inference without a reference).
         operator: a fixed :class:`~rim_monai.operators.LinearOperator` (moved to the batch device once), or a callable
             ``(batch, device) -> LinearOperator`` that builds the operator from the batch (e.g.
@@ -71,14 +72,14 @@ class PrepareMeasurementBatch(PrepareBatch):
             the multi-step loss.
 
     Example:
-        >>> prepare = PrepareMeasurementBatch("kspace", "target", MaskedFourierFromBatch())
+        >>> prepare = PrepareMeasurementBatch(Keys.KSPACE, Keys.TARGET, MaskedFourierFromBatch())
         >>> # SupervisedTrainer(..., prepare_batch=prepare) then calls network(kspace, MaskedFourier(mask, sens))
     """
 
     def __init__(
         self,
         measurement_key: str,
-        target_key: str | None = "target",
+        target_key: str | None = Keys.TARGET,
         operator: LinearOperator | Callable[..., LinearOperator] | None = None,
         network_kwargs: Mapping[str, Any] | None = None,
     ) -> None:

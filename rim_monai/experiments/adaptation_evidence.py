@@ -42,24 +42,36 @@ import argparse
 import json
 import math
 import os
-import platform
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from monai.bundle import ConfigParser
 from monai.data import list_data_collate
 
-from rim_monai.adaptation import GeometryParameter, ParameterEstimator, adapt, retrain_supervised
+from rim_monai.adaptation import (
+    GeometryParameter,
+    ParameterEstimator,
+    adapt,
+    reconstruct_each,
+    retrain_supervised,
+    transmission_noise_energy,
+    transmission_weights,
+)
 from rim_monai.data.file_utils import atomic_write
-from rim_monai.machine import cpu_model
+from rim_monai.engines import bundle_config, load_bundle_network
+from rim_monai.experiments.environment import REPOSITORY, SHARED_DATA, machine_line, timed
+from rim_monai.metrics import image_quality
 
-__all__ = ["CASES", "run_case", "evaluate", "gap_recovered", "training_pairs", "reconstruction_figure", "write_results",
-           "summarize", "data_term_levels", "main"]
+__all__ = ["CASES", "REPO", "DATA", "MRI_SNR_DB", "bundle_parser", "run_case", "evaluate", "gap_recovered",
+           "training_pairs", "reconstruction_figure", "method_label", "write_results", "summarize", "data_term_levels",
+           "main"]
 
-REPO = Path(__file__).resolve().parents[2]
-DATA = REPO.parent / "shared" / "data"
+#: the repository and its shared data folder (aliases of :mod:`rim_monai.experiments.environment`)
+REPO = REPOSITORY
+DATA = SHARED_DATA
 
 CASES: dict[str, dict[str, Any]] = {
     "ct_views": {
@@ -116,47 +128,20 @@ CASES: dict[str, dict[str, Any]] = {
 }
 
 
-def _parser(bundle: str, overrides: dict[str, Any], config: str = "inference.json") -> ConfigParser:
-    """The bundle's ``configs/<config>`` with ``overrides`` (MONAI bundle ids)."""
-    parser = ConfigParser()
-    parser.read_config(str(REPO / "bundles" / bundle / "configs" / config))
-    parser.update(overrides)
-    return parser
-
-
-def _network(parser: ConfigParser, device: torch.device) -> torch.nn.Module:
-    net = parser.get_parsed_content("network_def").to(device)
-    net.load_state_dict(torch.load(parser.get_parsed_content("ckpt_path"), map_location=device))
-    return net.eval()
+def bundle_parser(bundle: str, overrides: dict[str, Any], config: str = "inference.json") -> ConfigParser:
+    """The repository bundle's ``configs/<config>`` with ``overrides`` (MONAI bundle ids)."""
+    return bundle_config(REPO / "bundles" / bundle, overrides, config)
 
 
 def evaluate(pred: torch.Tensor, ref: torch.Tensor, protocol: str) -> dict[str, float]:
-    """Mean PSNR (dB) and SSIM of ``pred`` against ``ref`` (``(N, C, H, W)``; complex by magnitude)."""
-    from rim_monai.metrics import psnr, ssim
-
-    pred = (pred.abs() if pred.is_complex() else pred).detach().double().cpu()
-    ref = (ref.abs() if ref.is_complex() else ref).detach().double().cpu()
-    return {"psnr": float(psnr(pred, ref, protocol=protocol)), "ssim": float(ssim(pred, ref, protocol=protocol))}
+    """Mean PSNR (dB) and SSIM of ``pred`` against ``ref`` (``(N, C, H, W)``; complex by magnitude, on the CPU)."""
+    values = image_quality(pred.detach().cpu(), ref.detach().cpu(), protocol, ("psnr", "ssim"))
+    return {name: float(value) for name, value in values.items()}
 
 
 def gap_recovered(value: float, lower: float, upper: float) -> float | None:
     """``(value − lower) / (upper − lower)``: the fraction of the PSNR gap recovered (``None`` when the gap ≤ 0)."""
     return None if not upper > lower else (value - lower) / (upper - lower)
-
-
-def _reconstruct(fn: Callable[[torch.Tensor, Any], torch.Tensor], ys: Sequence[torch.Tensor], ops: Sequence[Any]):
-    with torch.no_grad():
-        outs = []
-        for y, op in zip(ys, ops):
-            out = fn(y[None], op)
-            outs.append((out[-1] if isinstance(out, (list, tuple)) else out)[0])
-    return torch.stack(outs)
-
-
-def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    started = time.perf_counter()
-    value = fn()
-    return value, time.perf_counter() - started
 
 
 def _run_record(report: Any) -> dict[str, Any]:
@@ -205,12 +190,12 @@ def _load(case: str, num_samples: int, phantoms: int, device: torch.device):
         overrides.update({"dataset_dir": str(DATA / "mri_image" / "nifti"),
                           "files": [str(DATA / "mri_image" / "nifti" / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz")],
                           "slice_range": [90, 110], "snr_db": MRI_SNR_DB})
-    parser = _parser(spec["bundle"], overrides)
+    parser = bundle_parser(spec["bundle"], overrides)
     if "unknown" in spec:
         true_value, _ = _unknown_value(spec["unknown"], parser.get_parsed_content("operator"))
         parser[spec["unknown"]["parameter"]] = true_value
         parser.parse(reset=True)
-    net = _network(parser, device)
+    net = load_bundle_network(parser, device)
     ys, refs, ops = _samples(parser.get_parsed_content("dataset"), parser.get_parsed_content("prepare_batch"),
                              num_samples, device)
     return parser, net, ys, refs, ops
@@ -227,7 +212,7 @@ def training_pairs(case: str, count: int, operator: Any, device: torch.device, s
         ``(measurements, references, operators)`` (lists, with a stacked reference tensor).
     """
     spec = CASES[case]
-    parser = _parser(spec["bundle"], {"seed": seed}, "train.json")
+    parser = bundle_parser(spec["bundle"], {"seed": seed}, "train.json")
     if spec["bundle"] == "ct_lpd_recon":
         parser["operator"] = operator  # the test operator object itself: the same geometry and cached matrix
         parser["train#dataset#length"] = count
@@ -248,11 +233,11 @@ def data_term_levels(case: str, num_samples: int = 8, phantoms: int = 7, device:
     the measurements only. R&R that drives the data term below the noise energy is fitting the noise (Morozov's
     discrepancy principle).
     """
-    from rim_monai.adaptation.losses import data_consistency, transmission_noise_energy
+    from rim_monai.adaptation import data_consistency
 
     parser, net, ys, refs, ops = _load(case, num_samples, phantoms, torch.device(device))
     with torch.no_grad():
-        recon = _reconstruct(net, ys, ops)
+        recon = reconstruct_each(net, ys, ops)
         d_net = [float(data_consistency(x[None], op, y[None])) for x, y, op in zip(recon, ys, ops)]
         d_ref = [float(data_consistency(x[None], op, y[None])) for x, y, op in zip(refs, ys, ops)]
     levels = {"case": case, "num_samples": len(ys), "data_term_theta0": sum(d_net) / len(ys),
@@ -322,115 +307,138 @@ def run_case(case: str, steps: int = 30, num_samples: int = 20, phantoms: int = 
     if case not in CASES:
         raise ValueError(f"case: expected one of {sorted(CASES)}, got {case!r}.")
     spec, dev = CASES[case], torch.device(device)
-    started = time.perf_counter()
-    parser, net, ys, refs, ops = _load(case, num_samples, phantoms, dev)
-    protocol = spec["protocol"]
-    shared = all(op is ops[0] for op in ops)
-    methods: dict[str, dict[str, Any]] = {}
-    shown: dict[str, torch.Tensor] = {}
-
-    def score(name: str, recon: torch.Tensor, seconds: float, **extra: Any) -> None:
-        methods[name] = {**evaluate(recon, refs, protocol), "wall_s": round(seconds, 2), **extra}
-        shown[name] = recon[0]
-
-    # baselines with A₁
-    if spec["bundle"] == "ct_lpd_recon":
-        from rim_monai.classical import fbp
-
-        recon, t = _timed(lambda: _reconstruct(lambda y, A: fbp(y, A, filter="hann"), ys, ops))
-        score("fbp_A1", recon, t)
-    else:
-        from rim_monai.classical import zero_filled
-
-        recon, t = _timed(lambda: _reconstruct(zero_filled, ys, ops))
-        score("zero_filled_A1", recon, t)
-
-    # (a) no adaptation: θ₀ with A₀ where that is defined
-    a0 = None
-    if "unknown" in spec:
-        a0 = ops[0].replace(**{spec["unknown"]["parameter"]: 0.0})
-        recon, t = _timed(lambda: _reconstruct(net, ys, [a0] * len(ys)))
-        score("no_adaptation_A0", recon, t)
-    # (b) swapped operator
-    recon, t = _timed(lambda: _reconstruct(net, ys, ops))
-    score("oracle_A1" if a0 is not None else "swapped_A1", recon, t)
-
-    y_all = torch.stack(ys)
-    weighting = energy = None
     for flag, name in ((noise_weighting, "noise_weighting"), (noise_stop, "noise_stop")):
         if flag and spec["bundle"] != "ct_lpd_recon":
             raise ValueError(f"{name}: the transmission (Poisson) noise model is for CT cases, got {case!r}.")
-    if noise_weighting:
-        from rim_monai.adaptation import transmission_weights as weighting
+    started = time.perf_counter()
+    parser, net, ys, refs, ops = _load(case, num_samples, phantoms, dev)
+    scores = _Scores(refs, spec["protocol"])
+    a0 = _baselines(case, net, ys, ops, scores)
+    energy = None
     if noise_stop:
-        from rim_monai.adaptation import transmission_noise_energy
-
         photons = float(parser.get_parsed_content("photons"))
         energy = lambda y: transmission_noise_energy(y, photons)  # noqa: E731
-    common = dict(mu=mu, steps=steps, lr=lr, batch_size=batch_size, references=refs, metric_protocol=protocol,
-                  patience=patience, progress=False, seed=0, noise_weighting=weighting, noise_energy=energy)
-    extra: dict[str, Any] = {}
+    settings = dict(mu=mu, steps=steps, lr=lr, batch_size=batch_size, references=refs,
+                    metric_protocol=spec["protocol"], patience=patience, progress=False, seed=0,
+                    noise_weighting=transmission_weights if noise_weighting else None, noise_energy=energy)
     if a0 is None:
-        # (c) R&R with the known A₁, measurement-only
-        adapted, report = adapt(net, ops[0] if shared else ops, y_all if shared else ys, **common)
-        recon = _reconstruct(adapted, ys, ops)
-        score("rr_A1", recon, report.wall_time_s, **_run_record(report))
+        report, extra = _rr(net, ys, ops, settings, scores), {}
     else:
-        # (d) R&R+ with the offset unknown, from A₀
-        unknown = spec["unknown"]
-        name = unknown["parameter"]
-        true_value, unit = _unknown_value(unknown, ops[0])
-        est = ParameterEstimator([GeometryParameter(name, bounds=(-unknown["bound"] * unit, unknown["bound"] * unit),
-                                                    tol=unknown["tol"] * unit)],
-                                 search_rounds=search_rounds, search_samples=4)
-        # R&R+ with θ frozen (μ = ∞): the parameter alone, searched with θ₀; then jointly with θ
-        found: dict[str, float] = {}
-        for label, settings in (("frozen_theta", {**common, "mu": math.inf}), ("joint", common)):
-            adapted, report = adapt(net, a0, y_all, estimate=est, **settings)
-            found[label] = float(report.parameters_final[name]) / unit
-            recon = _reconstruct(adapted, ys, [report.operator] * len(ys))
-            score(f"rr_plus_{label}_unknown_{name}", recon, report.wall_time_s, **_run_record(report),
-                  search_evaluations=report.search_evaluations, estimated=found[label])
-        extra = {"unknown_parameter": name, "unit": unknown["unit"], "true_value": unknown["value"],
-                 "estimated_value": found, "error": {k: abs(v - unknown["value"]) for k, v in found.items()}}
+        report, extra = _rr_plus(case, net, ys, a0, settings, search_rounds, scores)
     if figures is not None:
         Path(figures).mkdir(parents=True, exist_ok=True)
         report.plot(Path(figures) / f"{case}_rr_data_term.png")
-    # (e) the upper reference: fine-tuned with ground truth on training pairs of A₁
-    if retrain_steps > 0 and a0 is None:
-        y_tr, x_tr, ops_tr = training_pairs(case, retrain_samples, ops[0], dev)
-        shared_tr = all(op is ops_tr[0] for op in ops_tr)
-        retrained, rep = retrain_supervised(net, ops_tr[0] if shared_tr else ops_tr,
-                                            torch.stack(y_tr) if shared_tr else y_tr, x_tr, steps=retrain_steps,
-                                            lr=retrain_lr, batch_size=batch_size, metric_protocol=protocol,
-                                            progress=False, seed=0)
-        recon = _reconstruct(retrained, ys, ops)
-        score("retrained_A1", recon, rep.wall_time_s, steps=retrain_steps, training_pairs=len(y_tr))
-    lower = methods.get("no_adaptation_A0", methods.get("swapped_A1"))["psnr"]
-    upper = methods.get("retrained_A1", methods.get("oracle_A1"))
-    if upper is not None:
-        for m in methods.values():
-            m["gap_recovered"] = gap_recovered(m["psnr"], lower, upper["psnr"])
+    if retrain_steps > 0 and a0 is None:  # the upper reference: fine-tuned with ground truth on pairs of A₁
+        _retrained(case, net, ys, ops, dev, retrain_steps, retrain_samples, retrain_lr, batch_size, scores)
+    scores.add_gap_recovered()
     if figures is not None:
-        reconstruction_figure(case, refs[0], shown, Path(figures) / f"{case}_reconstructions.png")
+        reconstruction_figure(case, refs[0], scores.shown, Path(figures) / f"{case}_reconstructions.png")
     return {
         "case": case,
         "description": spec["description"],
         "bundle": spec["bundle"],
         "num_samples": len(ys),
-        "metric_protocol": protocol,
+        "metric_protocol": spec["protocol"],
         "settings": {"steps": steps, "mu": mu, "lr": lr, "batch_size": batch_size, "phantoms": phantoms,
                      "search_rounds": search_rounds, "patience": patience, "retrain_steps": retrain_steps,
                      "retrain_samples": retrain_samples, "retrain_lr": retrain_lr, "noise_weighting": noise_weighting,
                      "noise_stop": noise_stop},
         "setting_note": "R&R/R&R+ adapt on the same test measurements they are scored on, measurement-only "
         "(references only for scoring); retrained_A1 is fine-tuned with ground truth on separate training pairs.",
-        "methods": methods,
+        "methods": scores.methods,
         **extra,
-        "machine": f"{cpu_model()}, {os.cpu_count()} cores visible, torch {torch.__version__}, "
-        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}",
+        "machine": machine_line(),
         "total_wall_s": round(time.perf_counter() - started, 1),
     }
+
+
+class _Scores:
+    """The methods' PSNR/SSIM against the references (and the first sample of each, for the figure)."""
+
+    def __init__(self, refs: torch.Tensor, protocol: str) -> None:
+        self.refs, self.protocol = refs, protocol
+        self.methods: dict[str, dict[str, Any]] = {}
+        self.shown: dict[str, torch.Tensor] = {}
+
+    def add(self, name: str, recon: torch.Tensor, seconds: float, **extra: Any) -> None:
+        self.methods[name] = {**evaluate(recon, self.refs, self.protocol), "wall_s": round(seconds, 2), **extra}
+        self.shown[name] = recon[0]
+
+    def add_gap_recovered(self) -> None:
+        """``gap_recovered`` of every method, when there is an upper reference."""
+        methods = self.methods
+        lower = methods.get("no_adaptation_A0", methods.get("swapped_A1"))["psnr"]
+        upper = methods.get("retrained_A1", methods.get("oracle_A1"))
+        if upper is not None:
+            for m in methods.values():
+                m["gap_recovered"] = gap_recovered(m["psnr"], lower, upper["psnr"])
+
+
+def _baselines(case: str, net: torch.nn.Module, ys: list, ops: list, scores: _Scores) -> Any:
+    """FBP or zero-filled with A₁, θ₀ with A₀ (offset cases), θ₀ with A₁; returns A₀ for the offset cases, else None."""
+    spec = CASES[case]
+    if spec["bundle"] == "ct_lpd_recon":
+        from rim_monai.classical import fbp
+
+        recon, t = timed(lambda: reconstruct_each(lambda y, A: fbp(y, A, filter="hann"), ys, ops))
+        scores.add("fbp_A1", recon, t)
+    else:
+        from rim_monai.classical import zero_filled
+
+        recon, t = timed(lambda: reconstruct_each(zero_filled, ys, ops))
+        scores.add("zero_filled_A1", recon, t)
+    a0 = None
+    if "unknown" in spec:  # (a) no adaptation: θ₀ with A₀ where that is defined
+        a0 = ops[0].replace(**{spec["unknown"]["parameter"]: 0.0})
+        recon, t = timed(lambda: reconstruct_each(net, ys, [a0] * len(ys)))
+        scores.add("no_adaptation_A0", recon, t)
+    recon, t = timed(lambda: reconstruct_each(net, ys, ops))  # (b) swapped operator
+    scores.add("oracle_A1" if a0 is not None else "swapped_A1", recon, t)
+    return a0
+
+
+def _rr(net: torch.nn.Module, ys: list, ops: list, settings: dict[str, Any], scores: _Scores) -> Any:
+    """(c) R&R with the known A₁, measurement-only; returns its report."""
+    shared = all(op is ops[0] for op in ops)
+    adapted, report = adapt(net, ops[0] if shared else ops, torch.stack(ys) if shared else ys, **settings)
+    scores.add("rr_A1", reconstruct_each(adapted, ys, ops), report.wall_time_s, **_run_record(report))
+    return report
+
+
+def _rr_plus(case: str, net: torch.nn.Module, ys: list, a0: Any, settings: dict[str, Any], search_rounds: int,
+             scores: _Scores) -> tuple[Any, dict[str, Any]]:
+    """(d) R&R+ with the offset unknown, from A₀: θ frozen (μ = ∞, the parameter alone), then jointly with θ.
+
+    Returns the last report and the record's estimate fields.
+    """
+    unknown = CASES[case]["unknown"]
+    name = unknown["parameter"]
+    _, unit = _unknown_value(unknown, a0)
+    est = ParameterEstimator([GeometryParameter(name, bounds=(-unknown["bound"] * unit, unknown["bound"] * unit),
+                                                tol=unknown["tol"] * unit)],
+                             search_rounds=search_rounds, search_samples=4)
+    found: dict[str, float] = {}
+    for label, mu in (("frozen_theta", math.inf), ("joint", settings["mu"])):
+        adapted, report = adapt(net, a0, torch.stack(ys), estimate=est, **{**settings, "mu": mu})
+        found[label] = float(report.parameters_final[name]) / unit
+        recon = reconstruct_each(adapted, ys, [report.operator] * len(ys))
+        scores.add(f"rr_plus_{label}_unknown_{name}", recon, report.wall_time_s, **_run_record(report),
+                   search_evaluations=report.search_evaluations, estimated=found[label])
+    extra = {"unknown_parameter": name, "unit": unknown["unit"], "true_value": unknown["value"],
+             "estimated_value": found, "error": {k: abs(v - unknown["value"]) for k, v in found.items()}}
+    return report, extra
+
+
+def _retrained(case: str, net: torch.nn.Module, ys: list, ops: list, device: torch.device, steps: int,
+               samples: int, lr: float, batch_size: int, scores: _Scores) -> None:
+    """(e) θ₀ fine-tuned with ground truth on ``samples`` training pairs measured with A₁, scored on the test set."""
+    y_tr, x_tr, ops_tr = training_pairs(case, samples, ops[0], device)
+    shared = all(op is ops_tr[0] for op in ops_tr)
+    retrained, rep = retrain_supervised(net, ops_tr[0] if shared else ops_tr, torch.stack(y_tr) if shared else y_tr,
+                                        x_tr, steps=steps, lr=lr, batch_size=batch_size,
+                                        metric_protocol=CASES[case]["protocol"], progress=False, seed=0)
+    scores.add("retrained_A1", reconstruct_each(retrained, ys, ops), rep.wall_time_s, steps=steps,
+               training_pairs=len(y_tr))
 
 
 def write_results(result: dict[str, Any], out: str | os.PathLike) -> tuple[Path, Path]:

@@ -25,7 +25,7 @@ import torch
 from monai.bundle import ConfigWorkflow
 
 from rim_monai.data.file_utils import atomic_write
-from rim_monai.engines.handlers import ReconstructionSaver, format_table
+from rim_monai.engines import ReconstructionSaver, format_table
 from rim_monai.machine import cpu_model
 
 __all__ = ["evaluate_settings", "summarise", "main"]

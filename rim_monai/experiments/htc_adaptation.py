@@ -6,7 +6,7 @@ different scanner: flat-detector fan beam (source 410.66 mm, detector 553.74 mm 
 0.5° steps, acrylic discs 70 mm across. Every file is one measurement-only sample with its own operator
 (:func:`rim_monai.data.htc.htc2022_operator`: 256² pixels of ``pixel_mm``, the detector binned by 2 to 280 bins).
 
-Methods, per file: FBP (Hann) and TV (:func:`rim_monai.data.ct_datasets.scaled_tv`) with the file's operator, θ₀
+Methods, per file: FBP (Hann) and TV (:func:`rim_monai.classical.scaled_tv`) with the file's operator, θ₀
 with the file's operator (swapped operator, no adaptation of the weights) and R&R
 (:func:`rim_monai.adaptation.adapt`). R&R adapts on the files of the most common sinogram shape — the six 30° files
 (five phantoms, one with two scans) — because :func:`~rim_monai.adaptation.adapt` needs one measurement shape; the
@@ -30,15 +30,16 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from rim_monai.adaptation import adapt
+from rim_monai.adaptation import adapt, reconstruct_each
 from rim_monai.data.file_utils import atomic_write
 from rim_monai.data.htc import bin_detectors, htc2022_operator, read_htc2022
-from rim_monai.experiments.adaptation_evidence import REPO, _network, _parser, _reconstruct, _timed
-from rim_monai.machine import cpu_model
+from rim_monai.data.keys import Keys
+from rim_monai.engines import format_table, load_bundle_network
+from rim_monai.experiments.environment import REPOSITORY, SHARED_DATA, machine_line, timed, write_text
 
 __all__ = ["HTC_DIR", "htc_files", "relative_residual", "residual_figure", "run", "main"]
 
-HTC_DIR = REPO.parent / "shared" / "data" / "ct" / "htc2022_limited_angle"
+HTC_DIR = SHARED_DATA / "ct" / "htc2022_limited_angle"
 
 
 def htc_files(folder: str | os.PathLike = HTC_DIR) -> list[Path]:
@@ -102,8 +103,7 @@ def run(out: str | os.PathLike, files: Sequence[str | os.PathLike] | None = None
         The record written to ``out/htc.json`` (per-file residuals per method, the R&R report summary, settings,
         machine, wall times).
     """
-    from rim_monai.classical import fbp
-    from rim_monai.data.ct_datasets import scaled_tv
+    from rim_monai.classical import fbp, scaled_tv
 
     started, dev, out = time.perf_counter(), torch.device(device), Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -112,12 +112,12 @@ def run(out: str | os.PathLike, files: Sequence[str | os.PathLike] | None = None
     labels = [f"{p.stem.replace('_subsample', '')} ({round(r['angles_deg'][-1] - r['angles_deg'][0])}°)"
               for p, r in zip(paths, records)]
     ops = [htc2022_operator(r, (image_size, image_size), pixel_mm=pixel_mm, detector_binning=2) for r in records]
-    ys = [bin_detectors(r["sinogram"], 2)[None].to(dev) for r in records]  # (1, views, bins) each
+    ys = [bin_detectors(r[Keys.SINOGRAM], 2)[None].to(dev) for r in records]  # (1, views, bins) each
 
-    net = _network(_parser("ct_lpd_recon", {}), dev)
+    net = load_bundle_network(REPOSITORY / "bundles" / "ct_lpd_recon", dev)
 
     def recon_all(fn) -> tuple[torch.Tensor, float]:  # (N, 1, H, W) reconstructions and the wall time
-        return _timed(lambda: _reconstruct(fn, ys, ops))
+        return timed(lambda: reconstruct_each(fn, ys, ops))
 
     methods: dict[str, tuple[torch.Tensor, float]] = {
         "FBP": recon_all(lambda y, A: fbp(y, A, filter="hann")),
@@ -153,11 +153,10 @@ def run(out: str | os.PathLike, files: Sequence[str | os.PathLike] | None = None
                "relative_residual_after": report.relative_residual_after},
         "settings": {"steps": steps, "mu": mu, "lr": lr, "patience": patience, "pixel_mm": pixel_mm,
                      "image_size": image_size, "detector_binning": 2, "tv_iterations": tv_iterations},
-        "machine": f"{cpu_model()}, torch {torch.__version__}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}",
+        "machine": machine_line(cores=False),
         "total_wall_s": round(time.perf_counter() - started, 1),
     }
-    with atomic_write(out / "htc.json", overwrite=True) as tmp:
-        Path(tmp).write_text(json.dumps(record, indent=2) + "\n")
+    write_text(out / "htc.json", json.dumps(record, indent=2) + "\n")
     return record
 
 
@@ -171,8 +170,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--patience", type=int, default=5)
     p.add_argument("--pixel-mm", type=float, default=0.3)
     a = p.parse_args(argv)
-    from rim_monai.engines.handlers import format_table
-
     record = run(a.out, steps=a.steps, mu=a.mu, lr=a.lr, patience=a.patience, pixel_mm=a.pixel_mm)
     names = list(record["relative_residual"])
     rows = [{"file": label, **{n: record["relative_residual"][n][i] for n in names}}

@@ -9,14 +9,8 @@ from rim_monai.metrics.utils import check_pair, data_range_for, reduce, shave_bo
 __all__ = ["psnr"]
 
 
-def psnr(
-    pred: torch.Tensor,
-    target: torch.Tensor,
-    data_range: float | torch.Tensor | None = None,
-    protocol: str = "per_image",
-    shave: int = 0,
-    reduction: str = "mean",
-) -> torch.Tensor:
+def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float | torch.Tensor | None = None,
+         protocol: str = "per_image", shave: int = 0, reduction: str = "mean") -> torch.Tensor:
     r"""Peak signal-to-noise ratio per sample, :math:`\mathrm{PSNR} = 10 \log_{10}\big(R^2 / \mathrm{MSE}\big)` dB.
 
     :math:`\mathrm{MSE}` is the mean of :math:`(x - \hat x)^2` over everything but dimension 0 (after cropping

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["PROTOCOLS", "REDUCTIONS", "check_pair", "shave_border", "data_range_for", "reduce"]
+__all__ = ["PROTOCOLS", "REDUCTIONS", "check_pair", "shave_border", "data_range_for", "has_data_range", "reduce"]
 
 #: How the data range :math:`R` of PSNR and SSIM is chosen (``data_range=`` overrides all of them):
 #: ``"per_image"`` — :math:`\max - \min` of each reference sample (the CT protocol);
@@ -113,6 +113,30 @@ def data_range_for(
             f"are undefined; pass data_range explicitly."
         )
     return r
+
+
+def has_data_range(target: torch.Tensor, protocol: str) -> torch.Tensor:
+    """Which reference samples have a positive data range under ``protocol``, a ``(B,)`` bool tensor.
+
+    PSNR and SSIM are defined for these samples only (:func:`data_range_for` raises for the others): under
+    ``"per_image"`` a constant sample (e.g. a background patch of zeros) has none, under ``"volume"`` an all-zero
+    volume; under ``"8bit"`` every sample has the fixed range 255. Complex references are taken by magnitude.
+
+    Raises:
+        ValueError: naming ``protocol`` when it is not one of :data:`PROTOCOLS`.
+
+    Example:
+        >>> has_data_range(torch.stack([torch.zeros(4, 4), torch.eye(4)]), "per_image")
+        tensor([False,  True])
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol: expected one of {PROTOCOLS}, got {protocol!r}.")
+    flat = target.abs() if target.dtype.is_complex else target
+    flat = flat.reshape(flat.shape[0], -1) if flat.ndim > 2 else flat.reshape(1, -1)
+    if protocol == "8bit":
+        return torch.ones(flat.shape[0], dtype=torch.bool, device=flat.device)
+    low = 0.0 if protocol == "volume" else flat.amin(dim=1)
+    return flat.amax(dim=1) - low > 0
 
 
 def reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:

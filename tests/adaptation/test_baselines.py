@@ -76,18 +76,3 @@ def test_retrain_bad_arguments(changes, name):
     with pytest.raises(ValueError, match=name):
         retrain_supervised(**args)
 
-
-def test_fastmri_volume_protocol_crops_reconstructions_to_the_references():
-    """Under "volume" a larger reconstruction is centre-cropped to the reference (fastMRI); "per_image" refuses it."""
-    from rim_monai.adaptation._common import image_quality
-
-    g = torch.Generator().manual_seed(0)
-    ref = torch.rand(2, 1, 8, 6, generator=g)
-    pred = torch.zeros(2, 1, 12, 10)
-    pred[..., 2:10, 2:8] = ref  # the reference is the centre crop (start (12 - 8) // 2, (10 - 6) // 2)
-    psnr_value, _, described = image_quality(pred, ref, "volume")
-    assert psnr_value > 100 and "centre-cropped" in described
-    with pytest.raises(ValueError, match="references"):
-        image_quality(pred, ref, "per_image")
-    with pytest.raises(ValueError, match="references"):
-        image_quality(ref, pred, "volume")  # a reference larger than the reconstruction is an error

@@ -1,4 +1,4 @@
-"""The random-projection convergence experiment: its operator view, patch sampling, image loading and a seconds-long
+"""The random-projection convergence experiment: its operators, training stream, table and a seconds-long
 ``--quick`` run (synthetic images, and the real BSDS300 folders when ``../shared/data`` is present)."""
 
 from __future__ import annotations
@@ -12,46 +12,23 @@ import torch
 
 from rim_monai.experiments.random_projections import (
     ENSEMBLES,
+    MEASUREMENTS,
+    NoisyPatches,
     PatchSampler,
     RealImageView,
     build_operator,
+    convergence_table,
     load_config,
-    load_grey_images,
     main,
     report_steps,
     synthetic_images,
 )
-from rim_monai.operators import RandomProjection
+from rim_monai.operators import RealImageView as OperatorsRealImageView
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "configs" / "random_projections.json"
 DATA = REPO.parent / "shared" / "data"
 BSDS = DATA / "bsds300" / "images"
-
-
-def _dense(op, shape, dtype=torch.float64):
-    """The matrix of a real linear map, column by column."""
-    n = int(np.prod(shape))
-    basis = torch.eye(n, dtype=dtype).reshape(n, 1, *shape)
-    return op(basis).reshape(n, -1).T
-
-
-def test_real_image_view_matches_stacked_matrix_and_adjoint():
-    inner = RandomProjection((4, 4), 0.5, ensemble="fourier", seed=3)
-    B = RealImageView(inner)
-    assert B.range_shape == (8, 2) and not B.domain_is_complex and not B.range_is_complex
-    phi = inner.matrix
-    expected = torch.stack([phi.real, phi.imag], dim=1).reshape(8 * 2, 16)  # rows ordered (measurement, re/im)
-    torch.testing.assert_close(_dense(B, (4, 4)), expected)
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(3, 1, 4, 4, generator=g, dtype=torch.float64)
-    y = torch.randn(3, 1, 8, 2, generator=g, dtype=torch.float64)
-    torch.testing.assert_close((B(x) * y).sum(), (x * B.adjoint(y)).sum())
-
-
-def test_real_image_view_rejects_real_operator():
-    with pytest.raises(ValueError, match="op"):
-        RealImageView(RandomProjection((4, 4), 0.5, ensemble="gaussian"))
 
 
 @pytest.mark.parametrize("ensemble, shape", [("gaussian", (64,)), ("bernoulli", (64,)), ("fourier", (64, 2))])
@@ -64,44 +41,6 @@ def test_build_operator_shapes(ensemble, shape):
 def test_build_operator_rejects_unknown_ensemble():
     with pytest.raises(ValueError, match="ensemble"):
         build_operator("hadamard", 0.25)
-
-
-def test_patch_sampler_draws_grid_patches():
-    widths = (44, 36)
-    images = [np.arange(40 * 44, dtype=np.float32).reshape(40, 44), 10_000 + np.arange(36 * 36, dtype=np.float32).reshape(36, 36)]
-    sampler = PatchSampler(images, patch=32, stride=4)
-    assert sampler.grid_size == 3 * 4 + 2 * 2
-    patches = sampler.sample(300, np.random.default_rng(0)).numpy()
-    assert patches.shape == (300, 1, 32, 32)
-    seen = set()
-    for p in patches[:, 0]:
-        i = int(p[0, 0] >= 10_000)  # the top-left value encodes the image and the position
-        r, c = divmod(int(p[0, 0]) - 10_000 * i, widths[i])
-        assert r % 4 == 0 and c % 4 == 0 and np.array_equal(p, images[i][r : r + 32, c : c + 32])
-        seen.add((i, r, c))
-    assert len(seen) == sampler.grid_size  # 300 draws from 16 grid patches reach all of them
-
-
-def test_patch_sampler_rejects_small_images():
-    with pytest.raises(ValueError, match="images"):
-        PatchSampler([np.zeros((20, 40), np.float32)], patch=32)
-
-
-def test_load_grey_images_bt601(tmp_path):
-    from PIL import Image
-
-    rgb = np.random.default_rng(0).integers(0, 256, size=(5, 7, 3), dtype=np.uint8)
-    Image.fromarray(rgb).save(tmp_path / "a.png")
-    (grey,) = load_grey_images(tmp_path)
-    expected = (rgb / 255.0) @ np.array([0.298936, 0.587043, 0.114021])
-    np.testing.assert_allclose(grey, expected, atol=1e-6)
-    pil = np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.float64) / 255.0  # PIL's integer BT.601
-    np.testing.assert_allclose(grey, pil, atol=1.0 / 255)
-
-
-def test_load_grey_images_missing_folder(tmp_path):
-    with pytest.raises(ValueError, match="folder"):
-        load_grey_images(tmp_path / "nowhere")
 
 
 def test_report_steps():
@@ -163,3 +102,35 @@ def test_quick_run_bsds300(tmp_path):
     assert main(["--config", str(path), "--quick", "--output-dir", str(tmp_path / "out")]) == 0
     results = _check_outputs(tmp_path / "out", load_config(path, quick=True))
     assert results["data"]["train_images"] == 2 and results["data"]["train_grid_patches"] > 1000
+
+
+def test_real_image_view_is_the_operators_one():
+    assert RealImageView is OperatorsRealImageView
+    assert isinstance(build_operator("fourier", 0.25, (8, 8)), RealImageView)
+
+
+def test_noisy_patches_stream_is_seeded():
+    sampler = PatchSampler(synthetic_images(2, (40, 40)), patch=32, stride=4)
+    A = build_operator("gaussian", 0.1, (32, 32))
+
+    def stream():
+        return NoisyPatches(sampler, A, 0.5, 3, np.random.default_rng(0), torch.Generator().manual_seed(0))
+
+    a, b = next(stream()), next(stream())
+    assert a["target"].shape == (3, 1, 32, 32) and a[MEASUREMENTS].shape == (3, 1, 102)
+    torch.testing.assert_close(a[MEASUREMENTS], b[MEASUREMENTS])
+    noise = a[MEASUREMENTS] - A(a["target"])
+    assert 0.3 < float(noise.std()) < 0.7
+
+
+def test_convergence_table_has_the_report_steps_and_baselines():
+    model = {"psnr_mean": [10.0, 11.0, 12.0, 11.5], "psnr_std": [1.0] * 4,
+             "training": {"parameters": 1234, "iterations": 5, "patches_seen": 20, "seconds": 3.2}}
+    base = {"start": {"mean": 7.0, "std": 0.5}, "tikhonov": {"mean": 9.0, "std": 0.4, "lam": 10.0}}
+    results = {"settings": {"train": {"steps": 2}}, "ensembles": {"gaussian": {"models": {"rim": model},
+                                                                               "baselines": base}}}
+    lines = convergence_table(results).splitlines()
+    assert lines[0] == "| ensemble | model | parameters | Adam steps (patches) | train s | t = 1 | t = 2 | t = 4 | best t |"
+    assert lines[2] == "| gaussian | RIM | 1,234 | 5 (20) | 3 | 10.00 ± 1.00 | 11.00 ± 1.00 | 11.50 ± 1.00 | 3 |"
+    assert lines[3].startswith("| gaussian | start A^H y/‖A‖² | – | – | – | 7.00 ± 0.50 |")
+    assert "Tikhonov (λ = 10)" in lines[4]
