@@ -6,7 +6,7 @@ Everything is a MONAI (dictionary) transform or dataset; see ``docs/data.md`` fo
 from rim_monai.data.file_utils import DataFileError, atomic_write
 from rim_monai.data.keys import Keys
 from rim_monai.data.bart import bart_to_channel_first, read_bart, write_bart
-from rim_monai.data.dicom import LoadDICOMd, dicom_affine, dicom_slice_meta, read_dicom
+from rim_monai.data.dicom import DicomSliceDataset, LoadDICOMd, dicom_affine, dicom_slice_meta, read_dicom
 from rim_monai.data.fastmri import (
     CenterCropToReconSized,
     FastMRISliceDataset,
@@ -43,10 +43,28 @@ from rim_monai.data.simulate_ct import SimulateSinogramd, add_sinogram_noise, fi
 from rim_monai.data.sensitivity import EstimateSensitivitiesd
 
 # -- further data modules register their public names below (one import line each) --
-from rim_monai.data.undersample import MASK_FUNCTIONS, UndersampleKSpaced
-from rim_monai.data.mri_datasets import MRIProtocol, mri_reconstruction_dataset, mri_training_dataset, scan_files
+from rim_monai.operators import MASK_FUNCTIONS  # the one mask registry, re-exported here for the data layer's users
+from rim_monai.data.undersample import UndersampleKSpaced
 from rim_monai.data.samples import make_mri_sample, write_fastmri_kspace
-from rim_monai.data.ct_datasets import CTProtocol, ct_reconstruction_dataset, ct_training_dataset
+from rim_monai.data.seeding import SEED_STRIDE, SeededItems, item_seed
+from rim_monai.data.datasets import RepeatDataset, concat_datasets
+from rim_monai.data.scans import ScanFormat, find_scans, scan_files
+from rim_monai.data.slicing import FitToGridd, rescale_slice_meta, zoom_affine
+from rim_monai.data.phantoms import PhantomSliceDataset, phantom_to_hu
+from rim_monai.data.hdf5 import check_sinograms, sinogram_files, sinogram_records
+from rim_monai.data.nifti import read_nifti
+from rim_monai.data.scan_errors import ON_ERROR_MODES, ScanError, ScanErrors, scan_errors
+from rim_monai.data.protocol import DICOM_SCANS, NIFTI_SCANS, AcquisitionProtocol, reconstruction_dataset, training_dataset, validation_dataset
+from rim_monai.data.ct_protocol import CT_IMAGE_SHAPE, CT_NUM_ANGLES, CT_PHOTONS, CT_PIXEL_MM, CTProtocol, ct_operator
+from rim_monai.data.mri_protocol import MRIProtocol
+from rim_monai.data.denoising_protocol import DenoisingProtocol
+from rim_monai.data.legacy import (  # deprecated functional forms of the protocols' datasets
+    ct_phantom_dataset,
+    ct_reconstruction_dataset,
+    ct_training_dataset,
+    mri_reconstruction_dataset,
+    mri_training_dataset,
+)
 
 __all__ = [
     "Keys",
@@ -59,6 +77,7 @@ __all__ = [
     "read_bart",
     "write_bart",
     "LoadDICOMd",
+    "DicomSliceDataset",
     "dicom_affine",
     "dicom_slice_meta",
     "read_dicom",
@@ -104,13 +123,46 @@ __all__ = [
     "EstimateSensitivitiesd",
     "MASK_FUNCTIONS",
     "UndersampleKSpaced",
-    "MRIProtocol",
-    "mri_reconstruction_dataset",
-    "mri_training_dataset",
-    "scan_files",
     "make_mri_sample",
     "write_fastmri_kspace",
+    "SEED_STRIDE",
+    "SeededItems",
+    "item_seed",
+    "RepeatDataset",
+    "concat_datasets",
+    "ScanFormat",
+    "find_scans",
+    "scan_files",
+    "FitToGridd",
+    "rescale_slice_meta",
+    "zoom_affine",
+    "PhantomSliceDataset",
+    "phantom_to_hu",
+    "check_sinograms",
+    "sinogram_files",
+    "sinogram_records",
+    "read_nifti",
+    "ON_ERROR_MODES",
+    "ScanError",
+    "ScanErrors",
+    "scan_errors",
+    "NIFTI_SCANS",
+    "DICOM_SCANS",
+    "AcquisitionProtocol",
+    "reconstruction_dataset",
+    "training_dataset",
+    "validation_dataset",
+    "CT_IMAGE_SHAPE",
+    "CT_NUM_ANGLES",
+    "CT_PHOTONS",
+    "CT_PIXEL_MM",
     "CTProtocol",
+    "ct_operator",
+    "MRIProtocol",
+    "DenoisingProtocol",
+    "ct_phantom_dataset",
     "ct_reconstruction_dataset",
     "ct_training_dataset",
+    "mri_reconstruction_dataset",
+    "mri_training_dataset",
 ]

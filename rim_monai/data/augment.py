@@ -21,6 +21,8 @@ from monai.transforms import (
     RandSpatialCropd,
 )
 
+from rim_monai.data.keys import Keys
+
 __all__ = ["RandIntensityScaled", "physics_augmentations"]
 
 
@@ -36,7 +38,7 @@ class RandIntensityScaled(Randomizable, MapTransform):
     """
 
     def __init__(
-        self, keys: KeysCollection = "image", scale_range: Sequence[float] = (0.5, 2.0), prob: float = 0.5,
+        self, keys: KeysCollection = Keys.IMAGE, scale_range: Sequence[float] = (0.5, 2.0), prob: float = 0.5,
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
@@ -59,7 +61,7 @@ class RandIntensityScaled(Randomizable, MapTransform):
 
 
 def physics_augmentations(
-    keys: KeysCollection = "image",
+    keys: KeysCollection = Keys.IMAGE,
     prob: float = 0.5,
     flips: bool = True,
     rot90: bool = True,

@@ -17,15 +17,17 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.transforms import MapTransform
+from monai.transforms import MapTransform, apply_transform
 from monai.utils import optional_import
+from torch.utils.data import Dataset
 
 from rim_monai.data.file_utils import DataFileError, check_finite
+from rim_monai.data.keys import Keys
 from rim_monai.data.slicing import SliceVolume
 
 pydicom, has_pydicom = optional_import("pydicom")
 
-__all__ = ["read_dicom", "LoadDICOMd", "dicom_affine", "dicom_slice_meta"]
+__all__ = ["read_dicom", "LoadDICOMd", "DicomSliceDataset", "dicom_affine", "dicom_slice_meta"]
 
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -119,14 +121,14 @@ def read_dicom(path: str | os.PathLike, rescale: bool = True, check: bool = True
         check_finite(image, path, "PixelData")
     spacing = [float(v) for v in ds.get("PixelSpacing", [1.0, 1.0])]
     return {
-        "image": image[None],
+        Keys.IMAGE: image[None],
         "affine": dicom_affine(ds),
         "spacing": (spacing[0], spacing[1], float(ds.get("SliceThickness", 1.0) or 1.0)),
         "modality": str(ds.get("Modality", "")),
         "rescale_slope": slope,
         "rescale_intercept": intercept,
         "transfer_syntax": str(syntax),
-        "filename": str(path),
+        Keys.FILENAME: str(path),
     }
 
 
@@ -140,8 +142,8 @@ def dicom_slice_meta(record: Mapping[str, Any]) -> dict[str, Any]:
     reconstruction at the scan's position instead of with an identity affine.
     """
     meta = {"affine": torch.as_tensor(record["affine"], dtype=torch.float64), "spacing": record["spacing"],
-            "modality": record["modality"], "filename_or_obj": record["filename"], "space": "RAS"}
-    volume = MetaTensor(torch.as_tensor(record["image"])[..., None], meta=meta)
+            "modality": record["modality"], "filename_or_obj": record[Keys.FILENAME], "space": "RAS"}
+    volume = MetaTensor(torch.as_tensor(record[Keys.IMAGE])[..., None], meta=meta)
     return dict(SliceVolume(axis=2, skip_empty=False, check_finite=False)(volume)[0].meta)
 
 
@@ -157,7 +159,7 @@ class LoadDICOMd(MapTransform):
         rescale: apply the rescale slope / intercept.
     """
 
-    def __init__(self, keys: KeysCollection = "image", rescale: bool = True, allow_missing_keys: bool = False) -> None:
+    def __init__(self, keys: KeysCollection = Keys.IMAGE, rescale: bool = True, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
         self.rescale = rescale
 
@@ -165,5 +167,35 @@ class LoadDICOMd(MapTransform):
         d = dict(data)
         for key in self.key_iterator(d):
             out = read_dicom(d[key], self.rescale)
-            d[key] = MetaTensor(torch.from_numpy(out["image"]), meta=dicom_slice_meta(out))
+            d[key] = MetaTensor(torch.from_numpy(out[Keys.IMAGE]), meta=dicom_slice_meta(out))
         return d
+
+
+class DicomSliceDataset(Dataset):
+    """Single-slice DICOM files as ``{"image": MetaTensor (1, rows, columns), "filename": path, "slice": 0}`` items.
+
+    Each file is read by :class:`LoadDICOMd` (HU for CT; the meta places the slice in the scanner, so writers save a
+    reconstruction at the scan's position), then passed through ``transform``. ``transform`` is the dataset's only
+    random attribute, so MONAI's ``DataLoader`` seeds it directly.
+
+    Args:
+        files: the ``.dcm`` files, one item each.
+        transform: applied to each item (e.g. a protocol's simulation), or ``None``.
+
+    Example:
+        >>> ds = DicomSliceDataset(["ct.dcm"])  # doctest: +SKIP
+        >>> ds[0]["image"].shape, ds[0]["slice"]  # doctest: +SKIP
+        (torch.Size([1, 512, 512]), 0)
+    """
+
+    def __init__(self, files: list[str | os.PathLike], transform: Any = None) -> None:
+        self.files = [str(f) for f in files]
+        self.transform = transform
+        self.loader = LoadDICOMd(Keys.IMAGE)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item = self.loader({Keys.IMAGE: self.files[i], Keys.FILENAME: self.files[i], Keys.SLICE: 0})
+        return apply_transform(self.transform, item) if self.transform is not None else item

@@ -35,6 +35,7 @@ from torch.utils.data import Dataset
 
 from rim_monai.data.file_utils import DataFileError, atomic_write, check_finite, open_hdf5 as _open
 from rim_monai.data.file_utils import read_hdf5_key as _read
+from rim_monai.data.keys import Keys
 
 __all__ = [
     "read_fastmri",
@@ -176,16 +177,16 @@ def read_fastmri(path: str | os.PathLike, check: bool = True) -> dict[str, Any]:
         kspace = np.asarray(_read(f, "kspace")).astype(np.complex64, copy=False)
         height, width = kspace.shape[-2:]
         out: dict[str, Any] = {
-            "kspace": kspace,
-            "mask": None,
+            Keys.KSPACE: kspace,
+            Keys.MASK: None,
             "attrs": _attrs(f),
             "header": _header(f),
             "challenge": "multicoil" if multicoil else "singlecoil",
-            "filename": str(path),
+            Keys.FILENAME: str(path),
         }
         if "mask" in f:
             _mask_2d(f, height, width)  # validates the shape
-            out["mask"] = np.asarray(_read(f, "mask"))
+            out[Keys.MASK] = np.asarray(_read(f, "mask"))
         for key in ("reconstruction_rss", "reconstruction_esc"):
             if key in f:
                 ref = np.asarray(_read(f, key))
@@ -235,13 +236,13 @@ def fastmri_slice(
         if target is not None:
             check_finite(target, path, target_key)
     out: dict[str, Any] = {
-        "kspace": torch.from_numpy(np.ascontiguousarray(kspace)),
-        "mask": torch.from_numpy(np.ascontiguousarray(mask)),
-        "filename": os.path.basename(str(path)),
-        "slice": int(index) % slices,
+        Keys.KSPACE: torch.from_numpy(np.ascontiguousarray(kspace)),
+        Keys.MASK: torch.from_numpy(np.ascontiguousarray(mask)),
+        Keys.FILENAME: os.path.basename(str(path)),
+        Keys.SLICE: int(index) % slices,
     }
     if target is not None:
-        out["target"] = MetaTensor(torch.from_numpy(np.ascontiguousarray(target)), meta={"filename_or_obj": str(path)})
+        out[Keys.TARGET] = MetaTensor(torch.from_numpy(np.ascontiguousarray(target)), meta={"filename_or_obj": str(path)})
     for key in _ATTRS:
         if key in attrs:
             out[key] = attrs[key]

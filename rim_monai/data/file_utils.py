@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,16 @@ import h5py
 import numpy as np
 import torch
 
-__all__ = ["DataFileError", "atomic_write", "check_finite", "check_overwrite", "open_hdf5", "read_hdf5_key", "as_tensor"]
+__all__ = [
+    "DataFileError",
+    "atomic_write",
+    "check_finite",
+    "check_overwrite",
+    "open_hdf5",
+    "read_hdf5_key",
+    "as_tensor",
+    "item_kspace",
+]
 
 PathLike = str | os.PathLike
 
@@ -136,3 +145,17 @@ def as_tensor(value: Any) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         return value.as_tensor() if hasattr(value, "as_tensor") else value
     return torch.as_tensor(np.asarray(value))
+
+
+def item_kspace(data: Mapping[Hashable, Any], key: str) -> torch.Tensor:
+    """The multi-coil k-space ``data[key]`` of an item, checked to be complex ``(coils, H, W)``.
+
+    Raises:
+        ValueError: a missing key, or k-space of another shape or a real dtype.
+    """
+    if key not in data:
+        raise ValueError(f"data: expected k-space under key '{key}', got keys {sorted(map(str, data))}.")
+    kspace = torch.as_tensor(data[key])
+    if kspace.ndim != 3 or not kspace.is_complex():
+        raise ValueError(f"{key}: expected complex (coils, H, W), got shape {tuple(kspace.shape)} {kspace.dtype}.")
+    return kspace

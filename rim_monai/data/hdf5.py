@@ -21,8 +21,21 @@ from monai.transforms import apply_transform
 from torch.utils.data import Dataset
 
 from rim_monai.data.file_utils import DataFileError, check_finite, open_hdf5, read_hdf5_key
+from rim_monai.data.keys import Keys
 
-__all__ = ["read_hdf5", "HDF5SliceDataset", "lodopab_files", "LoDoPaBDataset"]
+__all__ = [
+    "read_hdf5",
+    "HDF5SliceDataset",
+    "lodopab_files",
+    "LoDoPaBDataset",
+    "OBSERVATION_PATTERN",
+    "sinogram_records",
+    "sinogram_files",
+    "check_sinograms",
+]
+
+OBSERVATION_PATTERN = r"observation_(?P<stem>.+)\.(?:hdf5|h5)"
+"""File names of post-log sinogram stacks in the LoDoPaB layout (``observation_<stem>.hdf5``)."""
 
 
 def _dataset(f, key: str):
@@ -135,13 +148,13 @@ class HDF5SliceDataset(Dataset):
             if self.add_channel:
                 tensor = tensor[None]
             item[out_key] = MetaTensor(tensor, meta={"filename_or_obj": str(path), "slice_index": k})
-        item["filename"] = str(next(iter(record.values())))
-        item["slice"] = k
+        item[Keys.FILENAME] = str(next(iter(record.values())))
+        item[Keys.SLICE] = k
         return apply_transform(self.transform, item) if self.transform is not None else item
 
 
 def lodopab_files(
-    root: str | os.PathLike, part: str = "train", sinogram_key: str = "sinogram", image_key: str = "image"
+    root: str | os.PathLike, part: str = "train", sinogram_key: str = Keys.SINOGRAM, image_key: str = Keys.IMAGE
 ) -> list[dict[str, str]]:
     """Pair LoDoPaB-CT ``observation_{part}_NNN.hdf5`` / ``ground_truth_{part}_NNN.hdf5`` files in ``root``.
 
@@ -179,3 +192,53 @@ class LoDoPaBDataset(HDF5SliceDataset):
 
     def __init__(self, root: str | os.PathLike, part: str = "train", transform: Callable | None = None) -> None:
         super().__init__(lodopab_files(root, part), transform=transform)
+
+
+def sinogram_records(observations: Sequence[str | os.PathLike]) -> list[dict[str, str]]:
+    """Records of LoDoPaB-style sinogram files, each paired with its ground truth when one lies next to it.
+
+    ``observation_<stem>.hdf5`` (or ``.h5``) is paired with ``ground_truth_<stem>.hdf5`` (or ``.h5``) of the same
+    folder; files whose name does not match :data:`OBSERVATION_PATTERN` are skipped.
+
+    Returns:
+        ``[{"sinogram": path, "target": path}, ...]`` (no ``"target"`` for observations without ground truth), for
+        :class:`HDF5SliceDataset`.
+    """
+    records = []
+    for obs in (Path(o) for o in observations):
+        match = re.fullmatch(OBSERVATION_PATTERN, obs.name)
+        if not match:
+            continue
+        record = {Keys.SINOGRAM: str(obs)}
+        for suffix in (".hdf5", ".h5"):
+            gt = obs.parent / f"ground_truth_{match.group('stem')}{suffix}"
+            if gt.is_file():
+                record[Keys.TARGET] = str(gt)
+                break
+        records.append(record)
+    return records
+
+
+def sinogram_files(folder: str | os.PathLike) -> list[dict[str, str]]:
+    """:func:`sinogram_records` of every ``observation_<stem>.hdf5`` (or ``.h5``) of ``folder``, sorted.
+
+    Example:
+        >>> sinogram_files("lodopab_style")  # doctest: +SKIP
+        [{'sinogram': 'lodopab_style/observation_test_000.hdf5', 'target': 'lodopab_style/ground_truth_test_000.hdf5'}]
+    """
+    return sinogram_records(sorted(Path(folder).iterdir()))
+
+
+def check_sinograms(records: Sequence[Mapping[str, str]], range_shape: Sequence[int]) -> None:
+    """Reject sinogram stacks whose ``data`` is not ``(N, *range_shape)`` (another geometry), naming the file.
+
+    Raises:
+        DataFileError: a file without ``data``, or sinograms of another shape.
+    """
+    expected = tuple(int(v) for v in range_shape)
+    for record in records:
+        with open_hdf5(record[Keys.SINOGRAM]) as f:
+            shape = tuple(_dataset(f, "data").shape)
+        if len(shape) != 3 or shape[1:] != expected:
+            raise DataFileError(record[Keys.SINOGRAM], "data", f"sinograms (N, {expected[0]}, {expected[1]}) (the "
+                                "protocol's geometry: angles x detectors)", f"shape {shape}")

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from rim_monai.data.file_utils import DataFileError
+from rim_monai.data.keys import Keys
 
 __all__ = ["read_htc2022", "bin_detectors", "htc2022_operator", "HTC_STRUCT"]
 
@@ -95,7 +96,7 @@ def read_htc2022(path: str | os.PathLike) -> dict[str, Any]:
                             f"shape {sinogram.shape}")
     dso, dsd = float(params["distanceSourceOrigin"]), float(params["distanceSourceDetector"])
     return {
-        "sinogram": torch.from_numpy(np.ascontiguousarray(sinogram)),
+        Keys.SINOGRAM: torch.from_numpy(np.ascontiguousarray(sinogram)),
         "angles_deg": angles,
         "src_radius": dso,
         "det_radius": dsd - dso,
@@ -150,7 +151,7 @@ def htc2022_operator(record: dict[str, Any], image_shape: Sequence[int] = (256, 
         raise ValueError(f"detector_binning: expected a positive integer, got {detector_binning}.")
     return RayTransform(
         tuple(int(s) for s in image_shape), num_angles=angles.size, geometry="fan", arc=step * angles.size,
-        num_detectors=record["sinogram"].shape[-1] // int(detector_binning),
+        num_detectors=record[Keys.SINOGRAM].shape[-1] // int(detector_binning),
         detector_spacing=record["detector_spacing"] * int(detector_binning), pixel_size=float(pixel_mm),
         src_radius=record["src_radius"], det_radius=record["det_radius"],
         angle_offset=float(angles[0]) + math.pi / 2 - step / 2, detector_shift=float(detector_shift_mm), backend=backend)

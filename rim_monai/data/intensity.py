@@ -21,6 +21,8 @@ from monai.data import MetaTensor
 from monai.transforms import InvertibleTransform, MapTransform, Transform
 from monai.utils import convert_to_tensor
 
+from rim_monai.data.keys import Keys
+
 __all__ = [
     "MU_WATER",
     "PercentileScale",
@@ -149,7 +151,8 @@ class AttenuationToHU(_Affine):
 
 
 class _Dict(MapTransform, InvertibleTransform):
-    """Dictionary wrapper applying one invertible array transform to every key."""
+    """Dictionary wrapper applying one invertible array transform to every key (entries that are ``None``, such as
+    the reference of a scan without one, are passed through)."""
 
     def __init__(self, keys: KeysCollection, transform: InvertibleTransform, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
@@ -158,13 +161,15 @@ class _Dict(MapTransform, InvertibleTransform):
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
         for key in self.key_iterator(d):
-            d[key] = self.transform(d[key])
+            if d[key] is not None:
+                d[key] = self.transform(d[key])
         return d
 
     def inverse(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
         for key in self.key_iterator(d):
-            d[key] = self.transform.inverse(d[key])
+            if d[key] is not None:
+                d[key] = self.transform.inverse(d[key])
         return d
 
 
@@ -173,7 +178,7 @@ class PercentileScaled(_Dict):
 
     def __init__(
         self,
-        keys: KeysCollection = "image",
+        keys: KeysCollection = Keys.IMAGE,
         lower: float | None = None,
         upper: float = 99.5,
         clip: bool = False,
@@ -186,7 +191,7 @@ class HUToAttenuationd(_Dict):
     """Dictionary version of :class:`HUToAttenuation` (``keys`` default ``"image"``)."""
 
     def __init__(
-        self, keys: KeysCollection = "image", mu_water: float = MU_WATER, clip_negative: bool = True,
+        self, keys: KeysCollection = Keys.IMAGE, mu_water: float = MU_WATER, clip_negative: bool = True,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, HUToAttenuation(mu_water, clip_negative), allow_missing_keys)
@@ -195,5 +200,5 @@ class HUToAttenuationd(_Dict):
 class AttenuationToHUd(_Dict):
     """Dictionary version of :class:`AttenuationToHU` (``keys`` default ``"image"``)."""
 
-    def __init__(self, keys: KeysCollection = "image", mu_water: float = MU_WATER, allow_missing_keys: bool = False) -> None:
+    def __init__(self, keys: KeysCollection = Keys.IMAGE, mu_water: float = MU_WATER, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, AttenuationToHU(mu_water), allow_missing_keys)

@@ -8,6 +8,7 @@ where it came from:
 
 - MRI: ``{KSPACE: (coils, H, W) complex, MASK: (1, H, W), SENS: (coils, H, W) complex, TARGET: (1, H, W), ...}``;
 - CT: ``{SINOGRAM: (1, angles, detectors), TARGET: (1, H, W), ...}``;
+- denoising: ``{MEASUREMENT: (1, H, W), TARGET: (1, H, W), ...}``;
 - every item: ``FILENAME`` and ``SLICE`` (where the reconstruction is written back to).
 
 Example:
@@ -36,6 +37,8 @@ class Keys:
     """Coil sensitivity maps, ``(coils, H, W)`` complex64."""
     SINOGRAM = "sinogram"
     """Post-log CT measurements, ``(1, angles, detectors)``."""
+    MEASUREMENT = "measurement"
+    """The measurements of a modality without a key of its own (denoising: the noisy image), ``(1, H, W)``."""
     TARGET = "target"
     """The reference image the reconstruction is scored against, ``(1, H, W)``."""
     FILENAME = "filename"

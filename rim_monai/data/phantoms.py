@@ -12,6 +12,10 @@ Poisson(``n_ellipses`` = 50); each has value :math:`(U - 1/2)\, E_{0.4}`, half-a
 uniform in :math:`[-1, 1]^2` (:math:`[-1/2, 1/2]^2` with ``interior=True``) and angle uniform in
 :math:`[0, 2\pi)`, with :math:`U \sim \mathcal U[0, 1]` and :math:`E_s` exponential with mean :math:`s`. Values add
 up where ellipses overlap (so they can be negative; the paper uses them as they are).
+
+CT reads a phantom value :math:`v` as attenuation relative to water, clamped at 0: :math:`\mu / \mu_\text{water} =
+\max(v, 0)`, i.e. :math:`\text{HU} = 1000 (\max(v, 0) - 1)` (:func:`phantom_to_hu`); :class:`PhantomSliceDataset`
+serves phantoms in HU as slice items, the way scans enter a protocol's simulation.
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ import torch
 import torch.nn.functional as F
 from monai.data import MetaTensor
 from monai.transforms import apply_transform
-from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+from rim_monai.data.keys import Keys
+from rim_monai.data.seeding import item_seed
 
 __all__ = [
     "ellipse_phantom",
@@ -33,6 +40,8 @@ __all__ = [
     "shepp_logan_ellipses",
     "shepp_logan",
     "EllipsePhantomDataset",
+    "phantom_to_hu",
+    "PhantomSliceDataset",
 ]
 
 # (value, a, b, x0, y0, theta in degrees): the Shepp-Logan table (Shepp & Logan 1974), in ODL's axis convention
@@ -125,9 +134,10 @@ class EllipsePhantomDataset(IterableDataset):
     Item ``k`` is drawn from ``numpy.random.default_rng([seed, k])``: the stream is the same for any number of
     ``DataLoader`` workers (worker ``w`` of ``n`` yields items ``w, w + n, ...``, which the loader interleaves back in
     order), and ``dataset[k]`` gives item ``k`` directly. Under ``torch.distributed`` each process takes every
-``world_size``-th item from its rank (no ``DistributedSampler`` needed). When ``transform`` has ``set_random_state`` (MONAI
-    ``Compose`` / ``Randomizable``), it is re-seeded from the same generator before each item, so augmentations and
-    simulated noise are reproducible too.
+    ``world_size``-th item from its rank (no ``DistributedSampler`` needed). When ``transform`` has
+    ``set_random_state`` (MONAI ``Compose`` / ``Randomizable``), it is re-seeded with
+    :func:`~rim_monai.data.seeding.item_seed` ``(seed, k)`` before item ``k``, so augmentations and simulated noise
+    are reproducible too.
 
     Each item is ``{"image": MetaTensor (1, H, W) float32}``; with ``supersample = s > 1`` the phantom is rendered on
     an ``s``-times finer grid, ``"image"`` is its ``s x s`` block average and ``"image_fine"`` the fine one (for
@@ -162,8 +172,8 @@ class EllipsePhantomDataset(IterableDataset):
         length: int | None = None,
         supersample: int = 1,
         transform: Callable | None = None,
-        image_key: str = "image",
-        fine_key: str = "image_fine",
+        image_key: str = Keys.IMAGE,
+        fine_key: str = Keys.IMAGE_FINE,
     ) -> None:
         if kind not in ("random", "shepp_logan"):
             raise ValueError(f"kind: expected 'random' or 'shepp_logan', got {kind!r}.")
@@ -202,7 +212,7 @@ class EllipsePhantomDataset(IterableDataset):
         if self.transform is None:
             return item
         if hasattr(self.transform, "set_random_state"):
-            self.transform.set_random_state(seed=int(rng.integers(0, 2**31 - 1)))
+            self.transform.set_random_state(seed=item_seed(self.seed, int(k)))
         return apply_transform(self.transform, item)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -216,3 +226,90 @@ class EllipsePhantomDataset(IterableDataset):
         while self.length is None or k < self.length:
             yield self[k]
             k += step
+
+
+def phantom_to_hu(phantom: torch.Tensor | np.ndarray) -> torch.Tensor:
+    r"""Ellipse phantom values (attenuation relative to water) to HU: :math:`1000(\max(v, 0) - 1)`.
+
+    Example:
+        >>> phantom_to_hu(torch.tensor([-0.5, 0.0, 1.0, 1.5])).tolist()
+        [-1000.0, -1000.0, 0.0, 500.0]
+    """
+    return 1000.0 * (torch.as_tensor(phantom).float().clamp_min(0.0) - 1.0)
+
+
+class PhantomSliceDataset(Dataset):
+    """``length`` random-ellipse phantoms in HU (:func:`phantom_to_hu`) as slice items, through ``transform``.
+
+    Item ``i`` is ``{"image": MetaTensor (1, H, W), "image_fine": (1, sH, sW), "filename": "<name>_<i>", "slice": 0}``
+    (``"image_fine"`` when ``supersample`` > 1), passed through ``transform`` seeded with
+    :func:`~rim_monai.data.seeding.item_seed` ``(seed, k)`` for phantom ``k`` of the stream
+    ``EllipsePhantomDataset(shape, seed=seed)``:
+
+    - ``fresh=False``: ``k = i`` (validation and test sets: the same phantoms and noise every time);
+    - ``fresh=True``: every access draws a new ``k`` from a generator seeded with ``seed`` and the process's
+      ``torch.distributed`` rank (training: new phantoms every epoch, different on each process).
+
+    Args:
+        length: number of items.
+        shape: ``(H, W)`` of the phantoms.
+        seed: the phantom stream's seed.
+        supersample: render ``supersample`` times finer too (``"image_fine"``, no inverse crime).
+        transform: the simulation (a seeded MONAI transform), or ``None``.
+        fresh: draw new phantoms on every access.
+        name: file-name stem of the items (the saver names outputs after it).
+
+    Raises:
+        ValueError: ``length`` < 1.
+
+    Example:
+        >>> ds = PhantomSliceDataset(2, (16, 16), seed=2, name="ellipses_seed2")
+        >>> ds[1]["filename"], ds[1]["image"].shape
+        ('ellipses_seed2_001', torch.Size([1, 16, 16]))
+    """
+
+    def __init__(
+        self,
+        length: int,
+        shape: Sequence[int],
+        seed: int = 0,
+        supersample: int = 1,
+        transform: Callable | None = None,
+        fresh: bool = False,
+        name: str = "ellipses",
+    ) -> None:
+        if int(length) < 1:
+            raise ValueError(f"length: expected a positive number of phantoms, got {length}.")
+        self.length, self.seed, self.fresh, self.name = int(length), int(seed), bool(fresh), name
+        self.stream = EllipsePhantomDataset(tuple(shape), seed=self.seed, supersample=supersample)
+        self.transform = transform
+        self._rng: np.random.Generator | None = None
+
+    def __len__(self) -> int:
+        return self.length
+
+    def phantom_index(self, i: int) -> int:
+        """The stream index of the phantom item ``i`` shows (a new random one on each call when ``fresh``)."""
+        if not self.fresh:
+            return int(i)
+        if self._rng is None:
+            rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+            self._rng = np.random.default_rng([self.seed, rank, 7919])
+        return int(self._rng.integers(0, 2**62))
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        k = self.phantom_index(i)
+        phantom = self.stream[k]
+        name = f"{self.name}_{int(i):03d}"
+        item: dict[str, Any] = {
+            Keys.IMAGE: MetaTensor(phantom_to_hu(phantom[Keys.IMAGE]), meta={"filename_or_obj": name}),
+            Keys.FILENAME: name,
+            Keys.SLICE: 0,
+        }
+        if Keys.IMAGE_FINE in phantom:
+            item[Keys.IMAGE_FINE] = phantom_to_hu(phantom[Keys.IMAGE_FINE])
+        if self.transform is None:
+            return item
+        if hasattr(self.transform, "set_random_state"):
+            self.transform.set_random_state(seed=item_seed(self.seed, k))
+        return apply_transform(self.transform, item)

@@ -85,13 +85,8 @@ def write_fastmri_kspace(
 
 
 def make_mri_sample(
-    path: str | os.PathLike,
-    shape: tuple[int, int] = (128, 128),
-    coils: int = 8,
-    slices: int = 2,
-    snr_db: float = 40.0,
-    seed: int = 0,
-    overwrite: bool = False,
+    path: str | os.PathLike, shape: tuple[int, int] = (128, 128), coils: int = 8, slices: int = 2,
+    snr_db: float = 40.0, seed: int = 0, overwrite: bool = False,
 ) -> Path:
     """Simulate a fully sampled multi-coil phantom volume and write it in the fastMRI layout.
 
@@ -121,13 +116,8 @@ _CT_HEAD_HU = (2000.0, -960.0, -40.0, -40.0, 30.0, 30.0, 40.0, 40.0, 40.0, 40.0)
 
 
 def make_ct_sample(
-    path: str | os.PathLike,
-    shape: tuple[int, int] = (256, 256),
-    slices: int = 2,
-    pixel_mm: float = 1.0,
-    thickness_mm: float = 5.0,
-    seed: int = 0,
-    overwrite: bool = False,
+    path: str | os.PathLike, shape: tuple[int, int] = (256, 256), slices: int = 2, pixel_mm: float = 1.0,
+    thickness_mm: float = 5.0, seed: int = 0, overwrite: bool = False,
 ) -> Path:
     """Write a small synthetic CT volume in HU (int16 NIfTI, ``(H, W, slices)``) with a 1 mm in-plane affine.
 

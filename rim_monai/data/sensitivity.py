@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from monai.transforms import Transform
 
+from rim_monai.data.file_utils import item_kspace
+from rim_monai.data.keys import Keys
 from rim_monai.operators import estimate_sensitivities
 
 __all__ = ["EstimateSensitivitiesd"]
@@ -28,15 +30,11 @@ class EstimateSensitivitiesd(Transform):
         ValueError: k-space missing or not complex ``(coils, H, W)``.
     """
 
-    def __init__(self, kspace_key: str = "kspace", sens_key: str = "sens", **kwargs: Any) -> None:
+    def __init__(self, kspace_key: str = Keys.KSPACE, sens_key: str = Keys.SENS, **kwargs: Any) -> None:
         self.kspace_key, self.sens_key, self.kwargs = kspace_key, sens_key, kwargs
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
-        if self.kspace_key not in d:
-            raise ValueError(f"data: expected k-space under key '{self.kspace_key}', got keys {sorted(map(str, d))}.")
-        kspace = torch.as_tensor(d[self.kspace_key])
-        if kspace.ndim != 3 or not kspace.is_complex():
-            raise ValueError(f"{self.kspace_key}: expected complex (coils, H, W), got {tuple(kspace.shape)} {kspace.dtype}.")
+        kspace = item_kspace(d, self.kspace_key)
         d[self.sens_key] = estimate_sensitivities(kspace, **self.kwargs).to(torch.complex64)
         return d

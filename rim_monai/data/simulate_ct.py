@@ -25,6 +25,7 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, Randomizable
 
 from rim_monai.data.file_utils import as_tensor
+from rim_monai.data.keys import Keys
 from rim_monai.operators import LinearOperator, RayTransform
 
 __all__ = ["SimulateSinogramd", "finer_ray_transform", "add_sinogram_noise"]
@@ -107,7 +108,7 @@ class SimulateSinogramd(Randomizable, MapTransform):
 
     def __init__(
         self,
-        keys: KeysCollection = "image",
+        keys: KeysCollection = Keys.IMAGE,
         operator: LinearOperator | Mapping[str, Any] | None = None,
         noise: str | None = "gaussian",
         noise_level: float = 0.05,
@@ -118,7 +119,7 @@ class SimulateSinogramd(Randomizable, MapTransform):
         upsample: int = 1,
         fine_image_key: str | None = "image_fine",
         sinogram_key: str = "sinogram",
-        target_key: str = "target",
+        target_key: str = Keys.TARGET,
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)

@@ -24,26 +24,10 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, Randomizable
 
 from rim_monai.data.file_utils import as_tensor
-from rim_monai.operators import birdcage_maps, equispaced_mask, fft2c, poisson_disc_mask, random_mask
+from rim_monai.data.keys import Keys
+from rim_monai.operators import birdcage_maps, fft2c, mask_function
 
-__all__ = ["smooth_phase", "SimulateKSpaced", "MASK_FUNCTIONS"]
-
-def _poisson_disc(
-    shape: Sequence[int], acceleration: float, center_fraction: float | None = None, seed: int | None = None
-) -> torch.Tensor:
-    """``poisson_disc_mask`` with a calibration box of ``center_fraction`` (default ``0.32 / R``) of each side."""
-    fraction = 0.32 / acceleration if center_fraction is None else center_fraction
-    calib = tuple(max(1, round(fraction * int(n))) for n in shape)
-    return poisson_disc_mask(shape, acceleration, calib=calib, seed=seed)
-
-
-MASK_FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
-    "random": random_mask,
-    "equispaced": equispaced_mask,
-    "poisson_disc": _poisson_disc,
-}
-"""Mask functions by name; each is called as ``f((H, W), acceleration, center_fraction, seed) -> (H, W)``.
-For ``"poisson_disc"`` the centre fraction sets the side of the fully sampled calibration box."""
+__all__ = ["smooth_phase", "SimulateKSpaced"]
 
 
 def smooth_phase(
@@ -125,7 +109,7 @@ class SimulateKSpaced(Randomizable, MapTransform):
 
     def __init__(
         self,
-        keys: KeysCollection = "image",
+        keys: KeysCollection = Keys.IMAGE,
         coils: int = 8,
         acceleration: float | Sequence[float] | None = 4.0,
         center_fraction: float | Sequence[float] | None = None,
@@ -133,24 +117,22 @@ class SimulateKSpaced(Randomizable, MapTransform):
         snr_db: float | None = None,
         max_phase: float = math.pi / 2,
         phase_order: int = 2,
-        kspace_key: str = "kspace",
-        mask_key: str = "mask",
-        sens_key: str = "sens",
-        target_key: str = "target",
+        kspace_key: str = Keys.KSPACE,
+        mask_key: str = Keys.MASK,
+        sens_key: str = Keys.SENS,
+        target_key: str = Keys.TARGET,
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         if not isinstance(coils, int) or coils < 1:
             raise ValueError(f"coils: expected a positive integer, got {coils!r}.")
-        if isinstance(mask_func, str) and mask_func not in MASK_FUNCTIONS:
-            raise ValueError(f"mask_func: expected one of {sorted(MASK_FUNCTIONS)} or a callable, got {mask_func!r}.")
         accs = [acceleration] if acceleration is None or isinstance(acceleration, (int, float)) else list(acceleration)
         if isinstance(center_fraction, Sequence) and len(center_fraction) != len(accs):
             raise ValueError(
                 f"center_fraction: expected one value per acceleration ({len(accs)}), got {len(center_fraction)}."
             )
         self.coils, self.accelerations, self.center_fraction = coils, accs, center_fraction
-        self.mask_func = MASK_FUNCTIONS[mask_func] if isinstance(mask_func, str) else mask_func
+        self.mask_func = mask_function(mask_func)
         self.snr_db, self.max_phase, self.phase_order = snr_db, max_phase, phase_order
         self.kspace_key, self.mask_key, self.sens_key, self.target_key = kspace_key, mask_key, sens_key, target_key
         self._seed = 0

@@ -6,6 +6,10 @@ Reconstruction networks here are 2D: a NIfTI volume ``(C, X, Y, Z)`` loaded by M
 third the through-plane column, and its origin the world position of voxel ``(0, 0)`` of slice ``k``. So a 2D slice
 saved on its own as NIfTI lands at the right place in the scanner, and :func:`stack_slices` rebuilds the volume with
 the original affine (its meta keeps ``volume_affine``, ``volume_shape``, ``slice_axis`` and ``slice_index``).
+
+A slice resampled to another grid (:class:`FitToGridd`, area averaging) keeps that geometry up to date:
+:func:`zoom_affine` is the voxel map of the resampling and :func:`rescale_slice_meta` applies it to the slice's and
+the volume's affine and shape, so the reconstruction is written with the right voxel size at the right place.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, MapTransform, Transform, apply_transform
@@ -22,8 +27,18 @@ from monai.utils import convert_to_tensor
 from torch.utils.data import Dataset
 
 from rim_monai.data.file_utils import DataFileError
+from rim_monai.data.keys import Keys
 
-__all__ = ["SliceVolume", "SliceVolumed", "stack_slices", "SliceDataset", "slice_affine"]
+__all__ = [
+    "SliceVolume",
+    "SliceVolumed",
+    "stack_slices",
+    "SliceDataset",
+    "slice_affine",
+    "zoom_affine",
+    "rescale_slice_meta",
+    "FitToGridd",
+]
 
 
 def slice_affine(affine: torch.Tensor | np.ndarray, axis: int, index: int) -> torch.Tensor:
@@ -137,7 +152,7 @@ class SliceVolumed(MapTransform):
 
     def __init__(
         self,
-        keys: KeysCollection = "image",
+        keys: KeysCollection = Keys.IMAGE,
         axis: int = -1,
         slice_range: Sequence[int] | None = None,
         skip_empty: bool = True,
@@ -224,7 +239,7 @@ class SliceDataset(Dataset):
     def __init__(
         self,
         data: Sequence[Mapping[str, Any]],
-        keys: KeysCollection = "image",
+        keys: KeysCollection = Keys.IMAGE,
         axis: int = -1,
         slice_range: Sequence[int] | None = None,
         skip_empty: bool = True,
@@ -270,3 +285,103 @@ class SliceDataset(Dataset):
         v, j = self.index[i]
         item = dict(self._slices(v)[j])
         return apply_transform(self.transform, item) if self.transform is not None else item
+
+
+def zoom_affine(scales: Sequence[float], axes: Sequence[int]) -> torch.Tensor:
+    r"""The 4x4 voxel map (new voxel -> old voxel) of a resampling by ``scales`` along spatial ``axes``.
+
+    A new voxel :math:`j` along an axis resampled by :math:`s` (old voxels per new voxel) covers old voxels
+    :math:`[s j, s (j + 1))`, so its centre is the old position :math:`s j + (s - 1)/2`: the map has :math:`s` on the
+    diagonal and :math:`(s - 1)/2` in the translation. ``affine @ zoom_affine(...)`` is the new grid's affine.
+
+    Example:
+        >>> zoom_affine([2.0], [0])[0].tolist()
+        [2.0, 0.0, 0.0, 0.5]
+    """
+    m = torch.eye(4, dtype=torch.float64)
+    for s, a in zip(scales, axes):
+        m[a, a] = s
+        m[a, 3] = (s - 1.0) / 2.0
+    return m
+
+
+def rescale_slice_meta(meta: Mapping[str, Any], scales: Sequence[float]) -> dict[str, Any]:
+    """The meta of a :class:`SliceVolume` slice after its plane is resampled by ``scales`` (old pixels per new pixel).
+
+    Updates the slice's ``affine`` / ``original_affine`` and ``spatial_shape``, and the volume's ``volume_affine`` and
+    ``volume_shape`` (the in-plane axes shrink, the slicing axis is kept), so :func:`stack_slices` rebuilds the
+    resampled volume at the scan's position.
+
+    Args:
+        meta: a slice's meta (with ``slice_axis``, ``affine``, ``volume_affine``, ``volume_shape``).
+        scales: ``(row scale, column scale)``.
+
+    Raises:
+        ValueError: meta without the slicing keys.
+    """
+    missing = [k for k in ("slice_axis", "affine", "volume_affine", "volume_shape") if k not in meta]
+    if missing:
+        raise ValueError(f"meta: expected the slice geometry of SliceVolume, missing {missing}.")
+    axis = int(meta["slice_axis"])
+    plane_axes = [a for a in range(3) if a != axis]
+    out = dict(meta)
+    vol_affine = torch.as_tensor(meta["volume_affine"], dtype=torch.float64)
+    out["volume_affine"] = vol_affine @ zoom_affine(scales, plane_axes)
+    shape = list(int(v) for v in meta["volume_shape"])
+    for s, a in zip(scales, plane_axes):
+        shape[a] = int(round(shape[a] / s))
+    out["volume_shape"] = tuple(shape)
+    affine = torch.as_tensor(meta["affine"], dtype=torch.float64)
+    out["affine"] = out["original_affine"] = affine @ zoom_affine(scales, [0, 1])
+    out["spatial_shape"] = np.asarray(shape)[plane_axes]
+    return out
+
+
+class FitToGridd(MapTransform):
+    """Fit a slice ``(1, h, w)`` to the reconstruction grid ``shape`` (area resampling), keeping its geometry.
+
+    A slice already of ``shape`` passes unchanged. Otherwise it is resampled with area averaging (block means for
+    integer factors), and its :class:`SliceVolume` meta is updated (:func:`rescale_slice_meta`) so the
+    reconstruction is written with the right voxel size. When the original slice is exactly ``fine_factor`` times
+    ``shape``, it is kept under ``fine_key`` for inverse-crime-free simulation.
+
+    Args:
+        keys: the image key.
+        shape: ``(H, W)`` of the grid.
+        fine_key: where to keep the original when it has the fine size (``None``: never).
+        fine_factor: the simulation refinement (``upsample`` of :class:`~rim_monai.data.SimulateSinogramd`).
+
+    Raises:
+        ValueError: an image that is not a slice ``(1, H, W)``.
+
+    Example:
+        >>> out = FitToGridd(Keys.IMAGE, (2, 2))({Keys.IMAGE: torch.arange(16.0).reshape(1, 4, 4)})
+        >>> out[Keys.IMAGE].tolist(), out[Keys.IMAGE_FINE].shape
+        ([[[2.5, 4.5], [10.5, 12.5]]], torch.Size([1, 4, 4]))
+    """
+
+    def __init__(
+        self, keys: KeysCollection, shape: Sequence[int], fine_key: str | None = Keys.IMAGE_FINE, fine_factor: int = 2
+    ) -> None:
+        super().__init__(keys)
+        self.shape = tuple(int(s) for s in shape)
+        self.fine_key, self.fine_factor = fine_key, int(fine_factor)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            image = d[key]
+            if image.ndim != 3:
+                raise ValueError(f"{key}: expected a slice (1, H, W), got shape {tuple(image.shape)}.")
+            h, w = int(image.shape[-2]), int(image.shape[-1])
+            if (h, w) == self.shape:
+                continue
+            if self.fine_key and (h, w) == (self.shape[0] * self.fine_factor, self.shape[1] * self.fine_factor):
+                d[self.fine_key] = torch.as_tensor(image).float().clone()
+            plain = image.as_tensor() if isinstance(image, MetaTensor) else torch.as_tensor(image)
+            resized = F.interpolate(plain.float()[None], size=self.shape, mode="area")[0]
+            meta = dict(image.meta) if isinstance(image, MetaTensor) else {}
+            if "slice_axis" in meta:
+                meta = rescale_slice_meta(meta, (h / self.shape[0], w / self.shape[1]))
+            d[key] = MetaTensor(resized, meta=meta) if meta else resized
+        return d

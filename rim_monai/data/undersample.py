@@ -6,27 +6,28 @@ undersampled the way the bundles' protocol says; scans that are already undersam
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Hashable, Mapping
 from typing import Any
 
 import torch
 from monai.transforms import MapTransform
 
-from rim_monai.operators import center_fraction_for, equispaced_mask, ifft2c, poisson_disc_mask, random_mask, rss
+from rim_monai.data.file_utils import item_kspace
+from rim_monai.data.keys import Keys
+from rim_monai.data.seeding import item_seed
+from rim_monai.operators import MASK_FUNCTIONS, ifft2c, mask_function, rss
 
-__all__ = ["UndersampleKSpaced", "MASK_FUNCTIONS"]
-
-MASK_FUNCTIONS = {"random": random_mask, "equispaced": equispaced_mask, "poisson_disc": poisson_disc_mask}
+__all__ = ["UndersampleKSpaced"]
 
 
 class UndersampleKSpaced(MapTransform):
     """Apply a sampling mask to fully sampled k-space; leave undersampled k-space as it is.
 
     The k-space counts as fully sampled when ``d[mask_key]`` is absent or has no zero. The mask is then drawn with
-    ``mask_func`` at ``acceleration`` (centre fraction from :func:`~rim_monai.operators.center_fraction_for` unless
-    given) and seeded by ``seed`` and the file name, so every slice of a volume shares one mask (as in a real 2D
-    Cartesian acquisition) and a rerun reproduces it.
+    ``mask_func`` of :data:`~rim_monai.operators.MASK_FUNCTIONS` at ``acceleration`` (centre fraction from
+    :func:`~rim_monai.operators.center_fraction_for` unless given) and seeded with
+    :func:`~rim_monai.data.seeding.item_seed` ``(seed, file name)``, so every slice of a volume shares one mask (as in
+    a real 2D Cartesian acquisition) and a rerun reproduces it.
 
     Args:
         kspace_key: k-space ``(coils, H, W)`` complex.
@@ -52,18 +53,18 @@ class UndersampleKSpaced(MapTransform):
 
     def __init__(
         self,
-        kspace_key: str = "kspace",
-        mask_key: str = "mask",
+        kspace_key: str = Keys.KSPACE,
+        mask_key: str = Keys.MASK,
         acceleration: float = 4.0,
         mask_func: str = "random",
         center_fraction: float | None = None,
         seed: int = 0,
-        filename_key: str = "filename",
-        reference_key: str | None = "target",
+        filename_key: str = Keys.FILENAME,
+        reference_key: str | None = Keys.TARGET,
     ) -> None:
         super().__init__(kspace_key)
-        if mask_func not in MASK_FUNCTIONS:
-            raise ValueError(f"mask_func: expected one of {sorted(MASK_FUNCTIONS)}, got '{mask_func}'.")
+        if not isinstance(mask_func, str) or mask_func not in MASK_FUNCTIONS:
+            raise ValueError(f"mask_func: expected one of {sorted(MASK_FUNCTIONS)}, got {mask_func!r}.")
         if acceleration < 1:
             raise ValueError(f"acceleration: expected a value >= 1, got {acceleration}.")
         self.kspace_key, self.mask_key = kspace_key, mask_key
@@ -73,22 +74,12 @@ class UndersampleKSpaced(MapTransform):
 
     def make_mask(self, shape: tuple[int, int], name: str = "") -> torch.Tensor:
         """The ``(H, W)`` mask this transform applies to a scan called ``name``."""
-        seed = (self.seed * 1_000_003 + zlib.crc32(name.encode())) % (2**31)
-        cf = self.center_fraction if self.center_fraction is not None else center_fraction_for(self.acceleration)
-        if self.mask_func == "poisson_disc":  # a calibration box of the centre fraction on each axis
-            calib = tuple(max(4, round(n * cf)) for n in shape)
-            return poisson_disc_mask(shape, self.acceleration, calib=calib, seed=seed)
-        return MASK_FUNCTIONS[self.mask_func](shape, self.acceleration, cf, seed=seed)
+        make = mask_function(self.mask_func)
+        return make(shape, self.acceleration, self.center_fraction, seed=item_seed(self.seed, name))
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
-        if self.kspace_key not in d:
-            raise ValueError(f"data: expected k-space under key '{self.kspace_key}', got keys {sorted(map(str, d))}.")
-        kspace = torch.as_tensor(d[self.kspace_key])
-        if kspace.ndim != 3 or not kspace.is_complex():
-            raise ValueError(
-                f"{self.kspace_key}: expected complex (coils, H, W), got shape {tuple(kspace.shape)} {kspace.dtype}."
-            )
+        kspace = item_kspace(d, self.kspace_key)
         mask = d.get(self.mask_key)
         if mask is not None and bool((torch.as_tensor(mask) == 0).any()):
             return d  # already undersampled: keep the acquisition's own mask

@@ -23,6 +23,7 @@ from monai.transforms import SaveImage, SaveImaged, Transform
 from monai.utils import convert_data_type
 
 from rim_monai.data.file_utils import atomic_write, check_overwrite
+from rim_monai.data.keys import Keys
 
 __all__ = ["AtomicNibabelWriter", "SaveNifti", "SaveNiftid"]
 
@@ -129,6 +130,12 @@ class SaveNifti(SaveImage):
 class SaveNiftid(SaveImaged):
     """Dictionary version of :class:`SaveNifti` (``keys`` default ``"pred"``).
 
+    Args:
+        keys: entries to save.
+        output_dir: the output folder.
+        allow_missing_keys: skip absent keys.
+        kwargs: the other :class:`SaveNifti` arguments (``output_postfix``, ``overwrite``, ``output_ext``...).
+
     Example:
         >>> saver = SaveNiftid("pred", output_dir="out", overwrite=False)  # doctest: +SKIP
         >>> saver({"pred": MetaTensor(recon, meta=image.meta)})  # doctest: +SKIP
@@ -136,27 +143,10 @@ class SaveNiftid(SaveImaged):
 
     def __init__(
         self,
-        keys: Any = "pred",
+        keys: Any = Keys.PRED,
         output_dir: str | os.PathLike = "./",
-        output_postfix: str = "recon",
-        overwrite: bool = False,
-        output_ext: str = ".nii.gz",
-        output_dtype: Any = np.float32,
-        separate_folder: bool = False,
-        output_name_formatter: Callable[[dict, Transform], dict] | None = None,
-        print_log: bool = False,
         allow_missing_keys: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(keys, output_dir=output_dir, allow_missing_keys=allow_missing_keys)
-        self.saver = SaveNifti(
-            output_dir=output_dir,
-            output_postfix=output_postfix,
-            overwrite=overwrite,
-            output_ext=output_ext,
-            output_dtype=output_dtype,
-            separate_folder=separate_folder,
-            output_name_formatter=output_name_formatter,
-            print_log=print_log,
-            **kwargs,
-        )
+        self.saver = SaveNifti(output_dir=output_dir, **kwargs)

@@ -11,6 +11,8 @@ from rim_monai.engines.prepare_batch import MaskedFourierFromBatch, PrepareMeasu
 from rim_monai.engines.tables import format_table
 
 # -- further engine modules register their public names below (one import line each) --
+from rim_monai.engines.baselines import HounsfieldBaseline
+from rim_monai.engines.overrides import MissingOverrideError, required_override
 
 __all__ = [
     "find_bundle_root",
@@ -27,4 +29,7 @@ __all__ = [
     "MaskedFourierFromBatch",
     "PrepareMeasurementBatch",
     "plain_tensor",
+    "HounsfieldBaseline",
+    "MissingOverrideError",
+    "required_override",
 ]

@@ -55,8 +55,7 @@ def load_reference(spec: str, shape: Sequence[int], clip_min: float | None = -10
     :class:`~rim_monai.data.EllipsePhantomDataset` with ``seed``, in HU as the CT bundle uses it).
     """
     if spec.startswith("ellipses:"):
-        from rim_monai.data.ct_datasets import phantom_to_hu
-        from rim_monai.data.phantoms import EllipsePhantomDataset
+        from rim_monai.data.phantoms import EllipsePhantomDataset, phantom_to_hu
 
         _, seed, k = spec.split(":")
         phantom = EllipsePhantomDataset(tuple(shape), seed=int(seed), supersample=2)[int(k)][Keys.IMAGE]

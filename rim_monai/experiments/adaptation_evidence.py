@@ -212,7 +212,8 @@ def training_pairs(case: str, count: int, operator: Any, device: torch.device, s
         ``(measurements, references, operators)`` (lists, with a stacked reference tensor).
     """
     spec = CASES[case]
-    parser = bundle_parser(spec["bundle"], {"seed": seed}, "train.json")
+    data_dir = DATA / ("ct/dicom" if spec["bundle"] == "ct_lpd_recon" else "mri_image/nifti")
+    parser = bundle_parser(spec["bundle"], {"seed": seed, "dataset_dir": str(data_dir)}, "train.json")
     if spec["bundle"] == "ct_lpd_recon":
         parser["operator"] = operator  # the test operator object itself: the same geometry and cached matrix
         parser["train#dataset#length"] = count
@@ -250,10 +251,10 @@ def data_term_levels(case: str, num_samples: int = 8, phantoms: int = 7, device:
 
 def _display(image: torch.Tensor, bundle: str):
     """One reconstruction as a NumPy ``(H, W)`` image in display units (CT: HU; MRI: magnitude)."""
-    from rim_monai.data.ct_datasets import attenuation_to_hu
+    from rim_monai.data import AttenuationToHU
 
     image = (image.abs() if image.is_complex() else image).detach().double().cpu()[0]
-    return (attenuation_to_hu(image) if bundle == "ct_lpd_recon" else image).numpy()
+    return (AttenuationToHU()(image) if bundle == "ct_lpd_recon" else image).numpy()
 
 
 def reconstruction_figure(case: str, reference: torch.Tensor, images: dict[str, torch.Tensor],

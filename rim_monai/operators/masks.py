@@ -10,12 +10,20 @@ The acceleration is :math:`R = H W / \#\{\text{sampled}\}`; for 1D masks it equa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
-__all__ = ["center_fraction_for", "random_mask", "equispaced_mask", "poisson_disc_mask"]
+__all__ = [
+    "center_fraction_for",
+    "random_mask",
+    "equispaced_mask",
+    "poisson_disc_mask",
+    "calibrated_poisson_disc_mask",
+    "MASK_FUNCTIONS",
+    "mask_function",
+]
 
 
 def center_fraction_for(acceleration: float) -> float:
@@ -269,3 +277,49 @@ def poisson_disc_mask(
             update = (low + high) / 2 if np.isfinite(high) else 2 * r0
         r0 = update
     return torch.from_numpy(best.astype(np.float32))
+
+
+def calibrated_poisson_disc_mask(
+    shape: Sequence[int], acceleration: float, center_fraction: float | None = None, seed: int | None = None
+) -> torch.Tensor:
+    r""":func:`poisson_disc_mask` with a calibration box of ``center_fraction`` of each side, called like the 1D masks.
+
+    The box is :math:`\max(4, \operatorname{round}(f n))` samples along a side of :math:`n` (clipped to the side),
+    with :math:`f` = ``center_fraction`` or, by default, :func:`center_fraction_for` (0.08 at 4x, 0.04 at 8x): enough
+    fully sampled lines to estimate coil maps from.
+
+    Example:
+        >>> m = calibrated_poisson_disc_mask((64, 64), 4, seed=0)
+        >>> bool(m[30:34, 30:34].all())  # a 5x5 calibration box at the centre
+        True
+    """
+    height, width = _check_shape(shape)
+    fraction = center_fraction_for(acceleration) if center_fraction is None else float(center_fraction)
+    calib = tuple(max(4, round(n * fraction)) for n in (height, width))
+    return poisson_disc_mask((height, width), acceleration, calib=calib, seed=seed)
+
+
+MASK_FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
+    "random": random_mask,
+    "equispaced": equispaced_mask,
+    "poisson_disc": calibrated_poisson_disc_mask,
+}
+"""The one registry of mask functions by name, each called as ``f((H, W), acceleration, center_fraction, seed)``
+and returning an ``(H, W)`` float32 mask (the simulators and the undersampling transform look names up here)."""
+
+
+def mask_function(mask_func: str | Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """The mask function registered as ``mask_func`` in :data:`MASK_FUNCTIONS` (a callable is returned as it is).
+
+    Raises:
+        ValueError: an unknown name.
+
+    Example:
+        >>> mask_function("equispaced") is equispaced_mask
+        True
+    """
+    if callable(mask_func):
+        return mask_func
+    if mask_func not in MASK_FUNCTIONS:
+        raise ValueError(f"mask_func: expected one of {sorted(MASK_FUNCTIONS)} or a callable, got {mask_func!r}.")
+    return MASK_FUNCTIONS[mask_func]

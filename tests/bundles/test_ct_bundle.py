@@ -30,7 +30,7 @@ TINY_TRAIN = {**TINY, "train_files": [], "epoch_length": 2, "epochs": 1, "val_ph
 def trained(tmp_path_factory):
     """Train one tiny epoch with train.json; returns (workdir, checkpoint)."""
     root = tmp_path_factory.mktemp("ct_bundle")
-    overrides = {**TINY_TRAIN, "ckpt_dir": str(root / "models"), "run_dir": str(root / "runs")}
+    overrides = {**TINY_TRAIN, "dataset_dir": str(root), "ckpt_dir": str(root / "models"), "run_dir": str(root / "runs")}
     workflow = ConfigWorkflow(config_file=str(CONFIGS / "train.json"), workflow_type="train", **overrides)
     workflow.initialize()
     assert not workflow.check_properties()
@@ -41,6 +41,26 @@ def trained(tmp_path_factory):
     return root, checkpoint
 
 
+@pytest.mark.parametrize("configs, key", [(["train.json"], "train_files"),
+                                          (["inference.json", "evaluate.json"], "files")])
+def test_data_paths_are_required_overrides(configs, key, tmp_path):
+    """train.json and evaluate.json read the data only from an override: without one the error names the key and
+    shows the flag; with one the paths are under it (inference.json keeps its shipped sample)."""
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / c) for c in configs])
+    with pytest.raises(RuntimeError) as info:
+        parser.get_parsed_content(key)
+    chain, error = [], info.value
+    while error is not None:
+        chain.append(str(error))
+        error = error.__cause__
+    assert any("dataset_dir: this config needs" in m and "`--dataset_dir ../shared/data/ct/dicom`" in m for m in chain)
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / c) for c in configs])
+    parser["dataset_dir"] = str(tmp_path)
+    assert all(f.startswith(str(tmp_path) + "/") for f in parser.get_parsed_content(key))
+
+
 def test_metadata_is_valid_offline():
     if not SCHEMA.is_file():
         pytest.skip("the MONAI metadata schema (../shared/monai) is absent")
@@ -49,7 +69,7 @@ def test_metadata_is_valid_offline():
 
 def test_train_resumes_from_its_checkpoint(trained):
     root, _ = trained
-    overrides = {**TINY_TRAIN, "epochs": 2, "ckpt_dir": str(root / "models"),
+    overrides = {**TINY_TRAIN, "epochs": 2, "dataset_dir": str(root), "ckpt_dir": str(root / "models"),
                  "run_dir": str(root / "runs"), "resume": True}
     workflow = ConfigWorkflow(config_file=str(CONFIGS / "train.json"), workflow_type="train", **overrides)
     workflow.initialize()
@@ -127,7 +147,7 @@ def test_evaluate_prints_baselines_beside_the_network(trained, tmp_path):
     out = tmp_path / "eval"
     workflow = ConfigWorkflow(
         config_file=[str(CONFIGS / "inference.json"), str(CONFIGS / "evaluate.json")], workflow_type="infer",
-        files=[str(data / "head.nii.gz")], phantoms=2, output_dir=str(out), ckpt_path=str(checkpoint),
+        dataset_dir=str(data), test_files=["head.nii.gz"], phantoms=2, output_dir=str(out), ckpt_path=str(checkpoint),
         tv_iterations=20, **TINY,
     )
     workflow.initialize()
@@ -228,7 +248,7 @@ def test_torchrun_two_process_gloo_training(tmp_path):
     overrides = [
         "--image_shape", "[32, 32]", "--num_angles", "8", "--iterations", "2", "--features", "[8, 8]",
         "--train_files", "[]", "--epoch_length", "4", "--epochs", "1", "--val_phantoms", "1", "--batch_size", "1",
-        "--ckpt_dir", str(tmp_path / "models"), "--run_dir", str(tmp_path / "runs"),
+        "--dataset_dir", str(tmp_path), "--ckpt_dir", str(tmp_path / "models"), "--run_dir", str(tmp_path / "runs"),
     ]
     run_bundle([CONFIGS / "train.json", CONFIGS / "multi_gpu_train.json"], *overrides, processes=2)
     assert (tmp_path / "models" / "model.pt").is_file()

@@ -38,7 +38,8 @@ def _tiny_training(root: Path, **changes) -> dict:
     """train.json overrides for one tiny epoch on ``root/train.nii.gz``, writing under ``root``."""
     return {
         **TINY_NETWORK,
-        "train_files": [str(root / "train.nii.gz")],
+        "dataset_dir": str(root),
+        "train_names": ["train.nii.gz"],
         "train_slices": [[0, 8]],
         "val_slices": [[8, 10]],
         "patch_size": [32, 32],
@@ -64,6 +65,26 @@ def trained(tmp_path_factory):
     checkpoint = root / "models" / "model.pt"
     assert checkpoint.is_file() and (root / "runs" / "checkpoint_final.pt").is_file()
     return root, checkpoint
+
+
+@pytest.mark.parametrize("configs, key", [(["train.json"], "train_files"),
+                                          (["inference.json", "evaluate.json"], "files")])
+def test_data_paths_are_required_overrides(configs, key, tmp_path):
+    """train.json and evaluate.json read the data only from an override: without one the error names the key and
+    shows the flag; with one the paths are under it (inference.json keeps its shipped sample)."""
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / c) for c in configs])
+    with pytest.raises(RuntimeError) as info:
+        parser.get_parsed_content(key)
+    chain, error = [], info.value
+    while error is not None:
+        chain.append(str(error))
+        error = error.__cause__
+    assert any("dataset_dir: this config needs" in m and "`--dataset_dir ../shared/data/mri_image/nifti`" in m for m in chain)
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / c) for c in configs])
+    parser["dataset_dir"] = str(tmp_path)
+    assert all(f.startswith(str(tmp_path) + "/") for f in parser.get_parsed_content(key))
 
 
 def test_metadata_is_valid_offline(tmp_path):
@@ -168,7 +189,8 @@ def test_evaluate_prints_baselines_beside_the_network(trained, tmp_path):
     workflow = ConfigWorkflow(
         config_file=[str(CONFIGS / "inference.json"), str(CONFIGS / "evaluate.json")],
         workflow_type="infer",
-        files=[str(root / "train.nii.gz")],
+        dataset_dir=str(root),
+        test_files=["train.nii.gz"],
         slice_range=[10, 12],
         output_dir=str(out),
         ckpt_path=str(checkpoint),
@@ -219,7 +241,7 @@ def test_torchrun_two_process_gloo_training(tmp_path):
         "--train_files", f"['{volume}']", "--train_slices", "[[0, 8]]", "--val_slices", "[[8, 10]]",
         "--patch_size", "[32, 32]", "--batch_size", "2", "--epochs", "1", "--epoch_length", "2", "--steps", "2",
         "--network_def#net#features", "[8, 8]",
-        "--ckpt_dir", str(tmp_path / "models"), "--run_dir", str(tmp_path / "runs"),
+        "--dataset_dir", str(tmp_path), "--ckpt_dir", str(tmp_path / "models"), "--run_dir", str(tmp_path / "runs"),
     ]
     run_bundle([CONFIGS / "train.json", CONFIGS / "multi_gpu_train.json"], *overrides, processes=2)
     assert (tmp_path / "models" / "model.pt").is_file()

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("pydicom")
 
-from rim_monai.data import DataFileError, LoadDICOMd, read_dicom, stack_slices  # noqa: E402
+from rim_monai.data import DataFileError, DicomSliceDataset, LoadDICOMd, read_dicom, stack_slices  # noqa: E402
 from tests.data.conftest import write_dicom  # noqa: E402
 
 
@@ -58,3 +58,12 @@ def test_bad_input(tmp_path, case, match):
         path = tmp_path / "nothere.dcm"
     with pytest.raises(DataFileError, match=match):
         read_dicom(path)
+
+
+def test_dicom_slice_dataset_items_carry_the_scan_geometry(tmp_path):
+    write_dicom(tmp_path / "a.dcm", np.full((8, 6), 100, np.int16))
+    ds = DicomSliceDataset([tmp_path / "a.dcm"], transform=lambda d: {**d, "seen": True})
+    item = ds[0]
+    assert len(ds) == 1 and item["seen"] and item["slice"] == 0 and item["filename"] == str(tmp_path / "a.dcm")
+    assert item["image"].shape == (1, 8, 6) and item["image"].meta["slice_index"] == 0
+    np.testing.assert_allclose(np.asarray(item["image"].affine), read_dicom(tmp_path / "a.dcm")["affine"])

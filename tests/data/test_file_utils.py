@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rim_monai.data.file_utils import DataFileError, atomic_write, check_finite
+import torch
+
+from rim_monai.data.file_utils import DataFileError, atomic_write, check_finite, item_kspace
 
 
 def test_error_names_file_key_and_expectation():
@@ -45,3 +47,12 @@ def test_check_finite_counts_bad_values():
     with pytest.raises(DataFileError, match=r"f\.h5: key 'data'.*2 NaN/Inf"):
         check_finite(np.array([1.0, np.nan, np.inf]), "f.h5", "data")
     check_finite(np.array([1, 2]), "f.h5", "data")  # integers are always finite
+
+
+def test_item_kspace_checks_key_shape_and_dtype():
+    k = torch.zeros(2, 4, 4, dtype=torch.complex64)
+    assert item_kspace({"kspace": k}, "kspace") is k
+    with pytest.raises(ValueError, match="expected k-space under key 'kspace'"):
+        item_kspace({"image": k}, "kspace")
+    with pytest.raises(ValueError, match="kspace: expected complex"):
+        item_kspace({"kspace": torch.zeros(2, 4, 4)}, "kspace")

@@ -7,7 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from rim_monai.data import DataFileError, HDF5SliceDataset, LoDoPaBDataset, lodopab_files, read_hdf5
+from rim_monai.data import (
+    DataFileError,
+    HDF5SliceDataset,
+    LoDoPaBDataset,
+    check_sinograms,
+    lodopab_files,
+    read_hdf5,
+    sinogram_files,
+    sinogram_records,
+)
 
 
 def _lodopab(root, part="train", counts=(3, 2), angles=6, det=5, size=4, nan=False):
@@ -96,3 +105,16 @@ def test_bad_input(tmp_path, case, match):
 def test_lodopab_requires_files(tmp_path):
     with pytest.raises(ValueError, match="observation_validation_NNN"):
         lodopab_files(tmp_path, "validation")
+
+
+def test_sinogram_records_pair_observations_with_their_ground_truth(tmp_path):
+    for name, shape in [("observation_a.hdf5", (2, 3, 5)), ("ground_truth_a.h5", (2, 4, 4)), ("observation_b.h5", (1, 3, 5))]:
+        with h5py.File(tmp_path / name, "w") as f:
+            f["data"] = np.zeros(shape, np.float32)
+    records = sinogram_files(tmp_path)
+    assert records == [{"sinogram": str(tmp_path / "observation_a.hdf5"), "target": str(tmp_path / "ground_truth_a.h5")},
+                       {"sinogram": str(tmp_path / "observation_b.h5")}]
+    assert sinogram_records([tmp_path / "ground_truth_a.h5"]) == []
+    check_sinograms(records, (3, 5))
+    with pytest.raises(DataFileError, match="angles x detectors"):
+        check_sinograms(records, (4, 5))

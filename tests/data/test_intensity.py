@@ -59,3 +59,24 @@ def test_padding_values_clamped_to_zero_attenuation():
     assert HUToAttenuation(0.02, clip_negative=False)(torch.tensor([[-3024.0]])).item() < 0
     with pytest.raises(ValueError, match="mu_water"):
         HUToAttenuation(0.0)
+
+
+def test_dict_versions_pass_missing_references_through():
+    from rim_monai.data import AttenuationToHUd
+
+    mu = torch.tensor([[0.0, 0.02]])
+    out = AttenuationToHUd(["pred", "label"], allow_missing_keys=True)({"pred": mu, "label": None, "other": mu})
+    torch.testing.assert_close(out["pred"].as_tensor(), torch.tensor([[-1000.0, 0.0]]))
+    assert out["label"] is None and out["other"] is mu
+
+
+def test_attenuation_to_hu_is_within_two_ulp_of_the_shifted_form():
+    """``mu * 1000/mu_w - 1000`` (this transform) against ``(mu - mu_w) * 1000/mu_w`` (the CT module's old helper):
+    float32 rounding differs by at most 2 ulp of the 1000 HU offset, and air (mu = 0) is exactly -1000 HU here."""
+    from rim_monai.data import AttenuationToHU
+
+    mu = torch.rand(100_000) * 0.06
+    new = AttenuationToHU(0.02)(mu).as_tensor()
+    old = (mu - 0.02) * (1000.0 / 0.02)
+    assert float((new - old).abs().max()) <= 2 * float(np.spacing(np.float32(1000.0)))
+    assert float(AttenuationToHU(0.02)(torch.zeros(1))) == -1000.0

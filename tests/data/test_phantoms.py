@@ -9,9 +9,11 @@ from torch.utils.data import DataLoader
 
 from rim_monai.data import (
     EllipsePhantomDataset,
+    PhantomSliceDataset,
     SimulateSinogramd,
     ellipse_phantom,
     physics_augmentations,
+    phantom_to_hu,
     random_ellipses,
     shepp_logan,
 )
@@ -102,3 +104,23 @@ def test_distributed_processes_take_disjoint_items(monkeypatch):
         assert len(items) == 3
         for j, item in enumerate(items):
             torch.testing.assert_close(item, direct[rank + 2 * j])
+
+
+def test_phantom_to_hu_reads_values_as_attenuation_relative_to_water():
+    torch.testing.assert_close(phantom_to_hu(torch.tensor([-0.5, 0.0, 1.0, 1.5])), torch.tensor([-1000.0, -1000.0, 0.0, 500.0]))
+
+
+def test_phantom_slices_fixed_and_fresh():
+    pipeline = SimulateSinogramd(operator=RayTransform((16, 16), num_angles=6, backend="matrix"), noise="gaussian")
+    fixed = PhantomSliceDataset(2, (16, 16), seed=3, supersample=2, transform=pipeline, name="val")
+    a, b = fixed[1], fixed[1]
+    assert a["filename"] == "val_001" and a["slice"] == 0 and a["image_fine"].shape == (1, 32, 32)
+    torch.testing.assert_close(a["sinogram"], b["sinogram"])  # the same phantom and noise at every access
+    stream = EllipsePhantomDataset((16, 16), seed=3, supersample=2)[1]["image"]
+    torch.testing.assert_close(a["image"].as_tensor(), phantom_to_hu(stream))  # phantom 1 of stream 3, in HU
+    fresh = PhantomSliceDataset(2, (16, 16), seed=3, fresh=True)
+    assert not torch.equal(fresh[0]["image"], fresh[0]["image"])  # a new phantom at every access
+    torch.testing.assert_close(PhantomSliceDataset(2, (16, 16), seed=3, fresh=True)[0]["image"],
+                               PhantomSliceDataset(2, (16, 16), seed=3, fresh=True)[0]["image"])  # seeded stream
+    with pytest.raises(ValueError, match="length"):
+        PhantomSliceDataset(0, (16, 16))

@@ -8,7 +8,16 @@ import torch
 from monai.data import DataLoader, Dataset, MetaTensor
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged
 
-from rim_monai.data import SliceDataset, SliceVolume, SliceVolumed, slice_affine, stack_slices
+from rim_monai.data import (
+    FitToGridd,
+    SliceDataset,
+    SliceVolume,
+    SliceVolumed,
+    rescale_slice_meta,
+    slice_affine,
+    stack_slices,
+    zoom_affine,
+)
 from tests.data.conftest import write_nifti
 
 
@@ -98,3 +107,33 @@ def test_bad_input():
         SliceVolume()(torch.zeros(1, 4, 4))
     with pytest.raises(ValueError, match="slices"):
         stack_slices([torch.zeros(1, 2, 2)])
+
+
+def test_zoom_affine_keeps_voxel_centres():
+    m = zoom_affine([2.0, 4.0], [0, 1]).numpy()
+    np.testing.assert_allclose(m @ [0, 0, 0, 1], [0.5, 1.5, 0, 1])  # new voxel 0 = mean of old voxels 0..s-1
+    np.testing.assert_allclose(m @ [1, 1, 0, 1], [2.5, 5.5, 0, 1])
+
+
+def test_fit_to_grid_resamples_and_keeps_world_coordinates(tmp_path):
+    import nibabel as nib
+
+    volume = np.random.default_rng(0).normal(size=(64, 64, 3)).astype(np.float32)
+    affine = np.array([[0.5, 0, 0, -10.0], [0, 0.7, 0, 4.0], [0, 0, 3.0, 1.0], [0, 0, 0, 1]])
+    nib.save(nib.Nifti1Image(volume, affine), str(tmp_path / "v.nii.gz"))
+    item = SliceDataset([{"image": str(tmp_path / "v.nii.gz")}], axis=-1)[1]
+    out = FitToGridd("image", (32, 32), fine_factor=2)(item)
+    block = volume[:, :, 1].reshape(32, 2, 32, 2).mean(axis=(1, 3))
+    np.testing.assert_allclose(out["image"][0].numpy(), block, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out["image_fine"][0], torch.from_numpy(volume[:, :, 1]))
+    new = np.asarray(out["image"].meta["volume_affine"])
+    # the centre of new voxel (0, 0, k) is the mean of the centres of old voxels (0..1, 0..1, k)
+    np.testing.assert_allclose(new @ np.array([0, 0, 1, 1]), affine @ np.array([0.5, 0.5, 1, 1]))
+    assert tuple(out["image"].meta["volume_shape"]) == (32, 32, 3)
+    assert stack_slices([out["image"]]).shape == (1, 32, 32, 3)  # the resampled volume can be rebuilt
+    same = FitToGridd("image", (64, 64))(item)
+    assert same["image"] is item["image"] and "image_fine" not in same
+    with pytest.raises(ValueError, match="image: expected a slice"):
+        FitToGridd("image", (8, 8))({"image": torch.zeros(8, 8)})
+    with pytest.raises(ValueError, match="meta: expected the slice geometry"):
+        rescale_slice_meta({"affine": np.eye(4)}, (2.0, 2.0))
