@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 
 import torch
 
+from rim_monai.data.file_utils import atomic_write_text
 from rim_monai.machine import cpu_model
 
 __all__ = ["time_it", "bench_ct", "bench_mri", "machine_info", "main"]
@@ -198,20 +198,6 @@ def to_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
@@ -240,8 +226,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     out = Path(args.out)
     markdown = to_markdown(result)
-    _atomic_write(out / "operators.json", json.dumps(result, indent=2) + "\n")
-    _atomic_write(out / "operators.md", markdown)
+    atomic_write_text(out / "operators.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out / "operators.md", markdown)
     print(markdown)
     return result
 

@@ -32,7 +32,8 @@ from typing import Any
 import torch
 
 from rim_monai.benchmarks.operators import machine_info
-from rim_monai.benchmarks.peers_report import atomic_write_text, to_markdown
+from rim_monai.benchmarks.peers_report import to_markdown
+from rim_monai.data.file_utils import atomic_write_text
 
 __all__ = ["PARTS", "versions", "load_average", "run", "main"]
 

@@ -6,12 +6,10 @@ rerun reproduces it. Pure formatting: no peer library is imported here.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_text", "fmt", "markdown_table", "ratio", "to_markdown", "INSTALL"]
+__all__ = ["fmt", "markdown_table", "ratio", "to_markdown", "INSTALL"]
 
 INSTALL = """\
 The peers are an optional extra of the benchmark only (the tests never need them):
@@ -33,22 +31,6 @@ The benchmark reads real scans from `../shared/data` (`--data-dir`; a missing fi
 MRI bundle from `bundles/mri_rim_recon`; nothing is downloaded (no deepinv datasets or weights). `--quick` runs every
 part at tiny sizes in well under a minute (the smoke test `tests/benchmarks/test_peers.py`); `--skip ct|mri|tv|tv-ct|
 tv-mri|learned` leaves parts out."""
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace`` (mode 0644)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def fmt(value: Any, digits: int = 2) -> str:

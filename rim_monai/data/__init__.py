@@ -3,7 +3,7 @@
 Everything is a MONAI (dictionary) transform or dataset; see ``docs/data.md`` for the dict keys and examples.
 """
 
-from rim_monai.data.file_utils import DataFileError, atomic_write
+from rim_monai.data.file_utils import DataFileError, atomic_write, atomic_write_text
 from rim_monai.data.keys import Keys
 from rim_monai.data.bart import bart_to_channel_first, read_bart, write_bart
 from rim_monai.data.dicom import DicomSliceDataset, LoadDICOMd, dicom_affine, dicom_slice_meta, read_dicom
@@ -73,6 +73,7 @@ __all__ = [
     "bin_detectors",
     "DataFileError",
     "atomic_write",
+    "atomic_write_text",
     "bart_to_channel_first",
     "read_bart",
     "write_bart",

@@ -27,6 +27,7 @@ __all__ = [
     "check_overwrite",
     "open_hdf5",
     "read_hdf5_key",
+    "atomic_write_text",
     "as_tensor",
     "item_kspace",
 ]
@@ -118,6 +119,18 @@ def atomic_write(path: PathLike, overwrite: bool = False) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def atomic_write_text(path: PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` (replacing it) through :func:`atomic_write`: a reader never sees half of it.
+
+    Example:
+        >>> atomic_write_text("/tmp/table.md", "| a |\\n")  # doctest: +SKIP
+        PosixPath('/tmp/table.md')
+    """
+    with atomic_write(path, overwrite=True) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
 
 
 def open_hdf5(path: PathLike) -> h5py.File:

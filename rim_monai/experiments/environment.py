@@ -12,10 +12,9 @@ from typing import Any
 
 import torch
 
-from rim_monai.data.file_utils import atomic_write
 from rim_monai.machine import cpu_model
 
-__all__ = ["REPOSITORY", "SHARED_DATA", "describe_machine", "machine_line", "timed", "write_text"]
+__all__ = ["REPOSITORY", "SHARED_DATA", "describe_machine", "machine_line", "timed"]
 
 #: The source checkout this package runs from (its ``bundles/`` and ``configs/`` folders).
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -53,10 +52,3 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     started = time.perf_counter()
     value = fn()
     return value, time.perf_counter() - started
-
-
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) atomically: a temporary file in the same folder, then a rename. Returns the path."""
-    with atomic_write(path, overwrite=True) as tmp:
-        Path(tmp).write_text(text, encoding="utf-8")
-    return Path(path)

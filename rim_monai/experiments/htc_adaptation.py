@@ -35,7 +35,8 @@ from rim_monai.data.file_utils import atomic_write
 from rim_monai.data.htc import bin_detectors, htc2022_operator, read_htc2022
 from rim_monai.data.keys import Keys
 from rim_monai.engines import format_table, load_bundle_network
-from rim_monai.experiments.environment import REPOSITORY, SHARED_DATA, machine_line, timed, write_text
+from rim_monai.experiments.environment import REPOSITORY, SHARED_DATA, machine_line, timed
+from rim_monai.data.file_utils import atomic_write_text
 
 __all__ = ["HTC_DIR", "htc_files", "relative_residual", "residual_figure", "run", "main"]
 
@@ -156,7 +157,7 @@ def run(out: str | os.PathLike, files: Sequence[str | os.PathLike] | None = None
         "machine": machine_line(cores=False),
         "total_wall_s": round(time.perf_counter() - started, 1),
     }
-    write_text(out / "htc.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_text(out / "htc.json", json.dumps(record, indent=2) + "\n")
     return record
 
 

@@ -54,7 +54,8 @@ from rim_monai.classical import cg_normal
 from rim_monai.data.file_utils import atomic_write
 from rim_monai.data.keys import Keys
 from rim_monai.engines import MultiStepLoss, PrepareMeasurementBatch, format_table
-from rim_monai.experiments.environment import describe_machine, write_text
+from rim_monai.experiments.environment import describe_machine
+from rim_monai.data.file_utils import atomic_write_text
 from rim_monai.experiments.patches import PatchSampler, load_grey_images, synthetic_images
 from rim_monai.metrics import psnr
 from rim_monai.networks import RIM
@@ -423,10 +424,10 @@ def run_experiment(cfg: dict[str, Any], output_dir: str | os.PathLike, synthetic
     for k, ens in enumerate(ensembles):
         for _ in _run_ensemble(cfg, k, ens, variants, data, results, say):
             results["wall_seconds"] = round(time.perf_counter() - wall, 1)
-            write_text(out / f"{name}.json", json.dumps(results, indent=1) + "\n")  # partial results survive a kill
+            atomic_write_text(out / f"{name}.json", json.dumps(results, indent=1) + "\n")  # partial results survive a kill
     results["wall_seconds"] = round(time.perf_counter() - wall, 1)
-    write_text(out / f"{name}.json", json.dumps(results, indent=1) + "\n")
-    write_text(out / f"{name}.md", convergence_table(results))
+    atomic_write_text(out / f"{name}.json", json.dumps(results, indent=1) + "\n")
+    atomic_write_text(out / f"{name}.md", convergence_table(results))
     plot_convergence(results, out / f"{name}.png")
     say(f"wrote {out / name}.{{png,json,md}} in {results['wall_seconds']:.0f} s")
     return results

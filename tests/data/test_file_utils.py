@@ -56,3 +56,13 @@ def test_item_kspace_checks_key_shape_and_dtype():
         item_kspace({"image": k}, "kspace")
     with pytest.raises(ValueError, match="kspace: expected complex"):
         item_kspace({"kspace": torch.zeros(2, 4, 4)}, "kspace")
+
+
+def test_atomic_write_text_replaces_the_file_in_one_step(tmp_path):
+    from rim_monai.data import atomic_write_text
+
+    path = tmp_path / "table.md"
+    path.write_text("old")
+    assert atomic_write_text(path, "ü\n") == path
+    assert path.read_text(encoding="utf-8") == "ü\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["table.md"]  # no temporary file left behind

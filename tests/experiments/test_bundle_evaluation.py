@@ -23,3 +23,19 @@ def test_settings_must_be_a_named_list(tmp_path):
     settings.write_text(json.dumps({"name": "not a list"}))
     with pytest.raises(ValueError, match="settings: expected a JSON list"):
         main(["--bundle", str(tmp_path), "--settings", str(settings), "--out", str(tmp_path / "out")])
+
+
+def test_data_placeholder_is_replaced_everywhere_in_the_overrides():
+    from rim_monai.experiments.bundle_evaluation import with_data_folder
+
+    overrides = {"dataset_dir": "{data}/mri", "test_files": ["a.dcm"], "nested": {"f": ["{data}/b.h5", 3]}, "k": 4}
+    assert with_data_folder(overrides, "/scans") == {
+        "dataset_dir": "/scans/mri", "test_files": ["a.dcm"], "nested": {"f": ["/scans/b.h5", 3]}, "k": 4}
+
+
+def test_shipped_settings_never_climb_out_of_the_repository():
+    from pathlib import Path
+
+    for path in (Path(__file__).resolve().parents[2] / "configs").glob("*_evaluation.json"):
+        text = path.read_text()
+        assert "/../" not in text and "shared/data" not in text, path
