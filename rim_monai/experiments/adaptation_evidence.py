@@ -60,7 +60,7 @@ from rim_monai.adaptation import (
     transmission_noise_energy,
     transmission_weights,
 )
-from rim_monai.data.file_utils import atomic_write
+from rim_monai.data.file_utils import atomic_write_text
 from rim_monai.engines import bundle_config, load_bundle_network
 from rim_monai.experiments.environment import REPOSITORY, SHARED_DATA, machine_line, timed
 from rim_monai.metrics import image_quality
@@ -96,6 +96,13 @@ CASES: dict[str, dict[str, Any]] = {
         "bundle": "ct_lpd_recon",
         "description": "CT parallel beam, 60 views, detector shifted by 1.5 bins (unknown to the reconstructor)",
         "overrides": {},
+        "unknown": {"parameter": "detector_shift", "value": 1.5, "unit": "bins", "bound": 4.0, "tol": 0.02},
+        "protocol": "per_image",
+    },
+    "ct_fan_shift": {
+        "bundle": "ct_lpd_recon",
+        "description": "CT fan beam (60 views over 360°), detector shifted by 1.5 bins (unknown to the reconstructor)",
+        "overrides": {"geometry": "fan"},
         "unknown": {"parameter": "detector_shift", "value": 1.5, "unit": "bins", "bound": 4.0, "tol": 0.02},
         "protocol": "per_image",
     },
@@ -447,8 +454,7 @@ def write_results(result: dict[str, Any], out: str | os.PathLike) -> tuple[Path,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     js, md = out / f"{result['case']}.json", out / f"{result['case']}.md"
-    with atomic_write(js, overwrite=True) as tmp:
-        Path(tmp).write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(js, json.dumps(result, indent=2) + "\n")
     lines = [f"### {result['case']}: {result['description']}", "",
              f"{result['num_samples']} held-out samples, protocol `{result['metric_protocol']}`, settings "
              f"`{json.dumps(result['settings'])}`; {result['machine']}; total {result['total_wall_s']} s.", "",
@@ -463,8 +469,7 @@ def write_results(result: dict[str, Any], out: str | os.PathLike) -> tuple[Path,
             lines.append(f"R&R+ ({label.replace('_', ' ')}) estimated {result['unknown_parameter']}: {value:.3f} "
                          f"{result['unit']} (true {result['true_value']} {result['unit']}, "
                          f"error {result['error'][label]:.3f}).")
-    with atomic_write(md, overwrite=True) as tmp:
-        Path(tmp).write_text("\n".join(lines) + "\n")
+    atomic_write_text(md, "\n".join(lines) + "\n")
     return js, md
 
 
@@ -501,8 +506,7 @@ def summarize(out: str | os.PathLike) -> Path:
                          f"{'—' if gap is None else f'{100 * gap:.0f} %'} | {m[adapted]['wall_s']:.0f} | "
                          f"{r['num_samples']} |")
     path = out / "summary.md"
-    with atomic_write(path, overwrite=True) as tmp:
-        Path(tmp).write_text("PSNR (dB) / SSIM, mean over the held-out samples.\n\n" + "\n".join(lines) + "\n")
+    atomic_write_text(path, "PSNR (dB) / SSIM, mean over the held-out samples.\n\n" + "\n".join(lines) + "\n")
     return path
 
 

@@ -16,9 +16,10 @@ from rim_monai.experiments.adaptation_evidence import (
 
 
 def test_cases_cover_the_issue_drifts():
-    assert set(CASES) == {"ct_views", "ct_arc", "ct_fan", "ct_shift", "ct_angle", "mri_equispaced8", "mri_poisson12",
-                          "mri_coils4"}
+    assert set(CASES) == {"ct_views", "ct_arc", "ct_fan", "ct_shift", "ct_fan_shift", "ct_angle", "mri_equispaced8",
+                          "mri_poisson12", "mri_coils4"}
     assert CASES["ct_shift"]["unknown"]["parameter"] == "detector_shift"
+    assert CASES["ct_fan_shift"]["overrides"]["geometry"] == "fan" and "unknown" in CASES["ct_fan_shift"]
     assert CASES["ct_angle"]["unknown"]["unit"] == "degrees"
     assert {CASES[c]["bundle"] for c in CASES} == {"ct_lpd_recon", "mri_rim_recon"}
 
