@@ -172,8 +172,9 @@ def operator_norm(operator: LinearOperator, like: torch.Tensor, iterations: int 
     """:math:`\\|A\\|_2` per sample, shape ``like.shape[:-len(domain_shape)]``.
 
     An operator whose buffers are shared by the whole batch (``A^H A`` of a single ``domain_shape`` image is again a
-    single image) uses the cached :meth:`LinearOperator.opnorm`; an operator with per-sample buffers (masks or coil
-    maps with a batch dimension) gets a batched power iteration, one estimate per sample.
+    single image, possibly with leading dimensions of size 1) uses the cached :meth:`LinearOperator.opnorm`; an
+    operator with per-sample buffers (masks or coil maps with a batch dimension > 1) gets a batched power iteration,
+    one estimate per sample.
     """
     nd = len(operator.domain_shape)
     batch = tuple(like.shape[: like.ndim - nd])
@@ -181,7 +182,9 @@ def operator_norm(operator: LinearOperator, like: torch.Tensor, iterations: int 
         real = like.real.dtype if like.dtype.is_complex else like.dtype
         probe = torch.zeros(operator.domain_shape, dtype=like.dtype, device=like.device)
         try:
-            shared = tuple(operator.normal(probe).shape) == tuple(operator.domain_shape)
+            out = tuple(operator.normal(probe).shape)
+            # buffers with a batch dimension of size 1 (e.g. a mask (1, 1, H, W)) are shared by the batch too
+            shared = out[len(out) - nd:] == tuple(operator.domain_shape) and all(s == 1 for s in out[: len(out) - nd])
         except (ValueError, RuntimeError):
             shared = False
         if shared:

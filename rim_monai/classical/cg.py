@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from rim_monai.classical.batching import Callback, check_initial, check_solver_inputs, expand, per_sample, rdot, sqnorm
+from rim_monai.classical.noise import reduce_to
+from rim_monai.classical.parameter_choice import TAU_EARLY_STOPPING, discrepancy_target
 from rim_monai.operators.base import LinearOperator
 
 __all__ = ["cg_normal"]
+
+logger = logging.getLogger(__name__)
 
 
 def cg_normal(
     y: torch.Tensor,
     operator: LinearOperator,
-    lam: float | torch.Tensor = 0.0,
+    lam: float | torch.Tensor | None = None,
     iterations: int = 30,
     tol: float = 1e-6,
     x0: torch.Tensor | None = None,
     callback: Callback | None = None,
     return_history: bool = False,
+    sigma: float | torch.Tensor | None = None,
+    photons: float | torch.Tensor | None = None,
+    tau: float = TAU_EARLY_STOPPING,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     r"""Solve :math:`(A^H A + \lambda I)\,x = A^H y` by conjugate gradients, independently per sample.
 
@@ -39,17 +48,28 @@ def cg_normal(
     :math:`\|y - A x_k\|` over the growing Krylov space (CGLS/CGNR), so the data residual never increases. For a
     multi-coil :class:`~rim_monai.operators.MaskedFourier` this is CG-SENSE (Pruessmann et al. 2001).
 
+    **Default (``lam=None``): discrepancy-principle early stopping.** :math:`\lambda = 0` and a sample also stops at
+    the first iterate whose data residual :math:`\|y - A x_k\|_w^2` (tracked at no extra cost:
+    :math:`s_{k+1} = s_k - \alpha_k A p_k`) is at most :math:`\tau E\|n\|^2`, the noise energy from ``sigma`` /
+    ``photons`` or estimated from ``y`` (:func:`~rim_monai.classical.parameter_choice.discrepancy_target`,
+    :math:`\tau` = ``tau`` = 1): CGLS stopped this way is a regularisation method (Hanke 1995) and keeps CG-SENSE from
+    fitting the noise (measured never below zero-filled, ``docs/classical.md``). The iteration count is logged at INFO
+    level (and is the length of the history). A number ``lam`` (also 0) turns the rule off and runs to ``tol``.
+
     Args:
         y: measurements ``(*batch, *operator.range_shape)``, real or complex as the operator expects.
         operator: the forward model :math:`A`.
         lam: Tikhonov weight :math:`\lambda \ge 0`: a number or a per-sample tensor (shape of the leading dimensions
-            of :math:`x`, or ``(B,)``, aligned to the leading dimensions).
+            of :math:`x`, or ``(B,)``, aligned to the leading dimensions); ``None``: 0 with discrepancy stopping.
         iterations: maximum number of CG iterations (> 0).
         tol: stop a sample when :math:`\|r_k\| / \|A^H y\| \le` ``tol`` (0 runs all iterations).
         x0: initial estimate shaped like :math:`A^H y` (default zeros).
         callback: ``callback(k, x_k)`` called after iteration ``k = 1, 2, ...`` with the current estimate (for
             example to record PSNR over iterations); it must not modify ``x_k`` in place.
         return_history: also return the relative residuals.
+        sigma: with ``lam=None``: Gaussian noise standard deviation per measured entry, when known.
+        photons: with ``lam=None``: :math:`I_0` of post-log transmission data, when known.
+        tau: with ``lam=None``: the discrepancy factor.
 
     Returns:
         ``x`` of shape ``(*batch, *operator.domain_shape)``; with ``return_history=True`` the pair ``(x, history)``
@@ -71,40 +91,62 @@ def cg_normal(
     with torch.no_grad():
         b = operator.adjoint(y)
         batch = tuple(b.shape[: b.ndim - nd])
-        lam_t = expand(per_sample(lam, "lam", batch, b), nd)
-
-        def normal(v: torch.Tensor) -> torch.Tensor:
-            return operator.normal(v) + lam_t * v
-
-        if x0 is None:
-            x = torch.zeros_like(b)
-            r = b.clone()
-        else:
-            x = check_initial(x0, b).clone()
-            r = b - normal(x)
-        b_norm = sqnorm(b, nd).sqrt()
-        safe_b = torch.where(b_norm > 0, b_norm, torch.ones_like(b_norm))
-        p = r.clone()
-        rs = sqnorm(r, nd)
-        history = [rs.sqrt() / safe_b]
-        active = history[0] > tol
-        for k in range(1, iterations + 1):
-            if not bool(active.any()):
-                break
-            q = normal(p)
-            pq = rdot(p, q, nd)
-            ok = active & (pq > 0)
-            alpha = torch.where(ok, rs / torch.where(pq > 0, pq, torch.ones_like(pq)), torch.zeros_like(pq))
-            x = x + expand(alpha, nd) * p
-            r = r - expand(alpha, nd) * q
-            rs_new = torch.where(ok, sqnorm(r, nd), rs)
-            beta = torch.where(ok & (rs > 0), rs_new / torch.where(rs > 0, rs, torch.ones_like(rs)), torch.zeros_like(rs))
-            p = torch.where(expand(ok, nd), r + expand(beta, nd) * p, p)
-            rs = rs_new
-            history.append(rs.sqrt() / safe_b)
-            active = ok & (history[-1] > tol)
-            if callback is not None:
-                callback(k, x)
+        if x0 is not None:
+            x0 = check_initial(x0, b)
+        stop = None
+        if lam is None:
+            noise, target = discrepancy_target(y, operator, sigma, photons, tau, batch)
+            stop = (noise, target)
+        lam_t = expand(per_sample(0.0 if lam is None else lam, "lam", batch, b), nd)
+        x, history = _cg_loop(y, operator, b, lam_t, iterations, tol, x0, callback, stop)
+    if stop is not None:
+        logger.info("CG stopped by the discrepancy principle (tau %.3g, %s noise) after %d iteration(s)", tau,
+                    stop[0].kind, len(history) - 1)
     if return_history:
         return x, torch.stack(history)
     return x
+
+
+def _cg_loop(y: torch.Tensor, operator: LinearOperator, b: torch.Tensor, lam_t: torch.Tensor, iterations: int,
+             tol: float, x0: torch.Tensor | None, callback: Callback | None, stop) -> tuple[torch.Tensor, list]:
+    """The batched CG iterations of :func:`cg_normal`; ``stop = (noise, target)`` adds discrepancy stopping."""
+    nd = len(operator.domain_shape)
+    batch = tuple(b.shape[: b.ndim - nd])
+    if x0 is None:
+        x = torch.zeros_like(b)
+        r = b.clone()
+        s = y.clone()  # data residual y - A x
+    else:
+        x = check_initial(x0, b).clone()
+        s = y - operator(x)
+        r = operator.adjoint(s) - lam_t * x
+    b_norm = sqnorm(b, nd).sqrt()
+    safe_b = torch.where(b_norm > 0, b_norm, torch.ones_like(b_norm))
+    p = r.clone()
+    rs = sqnorm(r, nd)
+    history = [rs.sqrt() / safe_b]
+    active = history[0] > tol
+    for k in range(1, iterations + 1):
+        if not bool(active.any()):
+            break
+        ap = operator(p)
+        q = operator.adjoint(ap) + lam_t * p
+        pq = rdot(p, q, nd)
+        ok = active & (pq > 0)
+        alpha = torch.where(ok, rs / torch.where(pq > 0, pq, torch.ones_like(pq)), torch.zeros_like(pq))
+        x = x + expand(alpha, nd) * p
+        r = r - expand(alpha, nd) * q
+        rs_new = torch.where(ok, sqnorm(r, nd), rs)
+        beta = torch.where(ok & (rs > 0), rs_new / torch.where(rs > 0, rs, torch.ones_like(rs)), torch.zeros_like(rs))
+        p = torch.where(expand(ok, nd), r + expand(beta, nd) * p, p)
+        rs = rs_new
+        history.append(rs.sqrt() / safe_b)
+        active = ok & (history[-1] > tol)
+        if stop is not None:
+            noise, target = stop
+            s = s - expand(alpha.to(s.real.dtype), s.ndim - alpha.ndim) * ap
+            residual = reduce_to(noise.residual(s, len(operator.range_shape)), 0, batch)
+            active = active & (residual > target)
+        if callback is not None:
+            callback(k, x)
+    return x, history

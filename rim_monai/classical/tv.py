@@ -19,7 +19,10 @@ from rim_monai.classical.batching import (
 )
 from rim_monai.operators.base import LinearOperator
 
-__all__ = ["tv_pdhg", "scaled_tv", "gradient2d", "gradient2d_adjoint", "default_weight_scale", "DEFAULT_TV_WEIGHT"]
+__all__ = [
+    "tv_pdhg", "scaled_tv", "gradient2d", "gradient2d_adjoint", "default_weight_scale", "DEFAULT_TV_WEIGHT",
+    "TOL_FIXED", "TOL_BALANCED", "REFINEMENTS",
+]
 
 #: The default TV weight ``c`` in :math:`\lambda = c\,\mu\,s` (:func:`default_weight_scale`); from the sweep in
 #: ``docs/classical.md`` (``python -m rim_monai.classical.tv_sweep``).
@@ -27,6 +30,16 @@ DEFAULT_TV_WEIGHT: float = 0.05
 
 # squared norm bound of the 2D forward-difference gradient: ||grad||^2 <= 4 + 4
 _GRAD_NORM = math.sqrt(8.0)
+#: residual balancing of the primal and dual steps (Goldstein, Li, Yuan, Esser & Baraniuk 2015): start of the
+#: adaptation level alpha, its decay per adaptation (so the steps settle and convergence holds), and the ratio of
+#: the residuals beyond which the steps are rebalanced
+BALANCE_ALPHA, BALANCE_DECAY, BALANCE_RATIO = 0.5, 0.95, 1.5
+#: with lam=None and the discrepancy principle: corrections of the weight on the converged reconstruction at most
+REFINEMENTS = 2
+#: the default stopping tolerances of tv_pdhg (relative primal change) with fixed and with balanced steps
+TOL_FIXED, TOL_BALANCED = 3e-5, 1e-6
+#: the balanced steps weigh the dual residual by this factor (favouring the primal variable)
+BALANCE_TARGET = 0.3
 
 
 def gradient2d(x: torch.Tensor) -> torch.Tensor:
@@ -120,12 +133,16 @@ def tv_pdhg(
     y: torch.Tensor,
     operator: LinearOperator,
     lam: float | torch.Tensor | None = None,
-    iterations: int = 500,
-    tol: float = 1e-5,
+    iterations: int = 2000,
+    tol: float | None = None,
     nonneg: bool = False,
     callback: Callback | None = None,
     x0: torch.Tensor | None = None,
-) -> torch.Tensor:
+    sigma: float | torch.Tensor | None = None,
+    photons: float | torch.Tensor | None = None,
+    return_weight: bool = False,
+    balance: bool | None = None,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     r"""Total-variation regularised reconstruction by Chambolle–Pock's primal-dual hybrid gradient method.
 
     Solves, per sample,
@@ -136,8 +153,9 @@ def tv_pdhg(
 
     the isotropic TV over the last two axes (:func:`gradient2d`; for complex images the TV of the complex image,
     moduli inside the square root). Write :math:`K = [A;\, s\nabla]` with :math:`s = \|A\|/\sqrt 8` so both blocks
-    have the same norm bound, :math:`L = \sqrt{\|A\|^2 + 8 s^2} = \sqrt 2\,\|A\| \ge \|K\|`, and
-    :math:`\tau = \sigma = 0.99 / L`. From :math:`x_0 = \bar x_0`, :math:`u_0 = 0`, :math:`v_0 = 0`:
+    have the same norm bound, :math:`L = \sqrt{\|A\|^2 + 8 s^2} = \sqrt 2\,\|A\| \ge \|K\|`, and step sizes
+    :math:`\tau = \gamma\,0.99/L`, :math:`\sigma = 0.99/(\gamma L)` (so :math:`\tau\sigma L^2 < 1` for every
+    :math:`\gamma`). From :math:`x_0 = \bar x_0`, :math:`u_0 = 0`, :math:`v_0 = 0`:
 
     .. math::
         u_{k+1} &= \big(u_k + \sigma (A \bar x_k - y)\big) / (1 + \sigma) \\
@@ -146,14 +164,35 @@ def tv_pdhg(
         \bar x_{k+1} &= 2 x_{k+1} - x_k
 
     where :math:`\Pi_r` projects every pixel's gradient vector onto the ball of radius :math:`r` and :math:`P` is the
-    identity or :math:`\max(\cdot, 0)` (``nonneg``). A sample stops, and is left unchanged from then on, when the
-    relative primal change :math:`\|x_{k+1} - x_k\| / \|x_{k+1}\| \le` ``tol``; the loop ends when all have stopped.
+    identity or :math:`\max(\cdot, 0)` (``nonneg``). :math:`A\bar x_k = 2Ax_k - Ax_{k-1}` by linearity, so an
+    iteration costs one :math:`A` and one :math:`A^H`. :math:`\gamma = 1` unless ``balance``: then :math:`\gamma` is
+    adapted by residual balancing (Goldstein et al. 2015) between the primal residual :math:`p = \|x_k -
+    x_{k+1}\|/\tau` and 0.3 times the dual residual :math:`d = \|(w_k - w_{k+1})/\sigma + K(\bar x_k - x_{k+1})\|`
+    (:math:`w = (u, v)`): :math:`\gamma \leftarrow \gamma/(1-\alpha)` when :math:`p > 1.5 \cdot 0.3\,d`,
+    :math:`\gamma(1-\alpha)` when :math:`0.3\,d > 1.5\,p`, :math:`\alpha_0 = 0.5` decaying by 0.95 at each change (so
+    the steps settle and the usual convergence holds). The factor 0.3 favours the primal variable, whose accuracy is
+    what the image shows; measured on 8-coil 8x MRI at 40 dB it reaches the 2000-iteration PSNR within 0.01 dB in
+    about 1000 iterations instead of about 4000 with :math:`\gamma = 1`, while on CT from the FBP start the fixed steps
+    are fastest (``docs/classical.md``), hence the default ``balance`` = complex images only.
 
-    The default weight is :math:`\lambda = c\,\mu\,s` per sample with ``c = DEFAULT_TV_WEIGHT`` (0.05) and
-    :math:`\mu\,s` from :func:`default_weight_scale` (mean eigenvalue of :math:`A^H A` times the image intensity),
-    which makes the result scale-equivariant (``tv_pdhg(a*y) == a*tv_pdhg(y)``) and independent of the operator's
-    normalisation; ``c`` comes from the CT / MRI / denoising sweep in ``docs/classical.md``. It is a starting point:
-    tune ``lam`` to the noise level and sampling.
+    A sample stops, and is left unchanged from then on, when the relative primal change
+    :math:`\|x_{k+1} - x_k\| / \|x_{k+1}\| \le` ``tol``; the loop ends when all have stopped or after ``iterations``.
+    The default ``tol`` is :data:`TOL_FIXED` = 3e-5 with fixed steps and :data:`TOL_BALANCED` = 1e-6 with balanced
+    ones, at most 2000 iterations: measured from the weight search's last iterate, CT (I0 = 1e3–1e5) stops after
+    480–940 iterations within 0.003 dB of its 2000-iteration PSNR, MRI (4x/8x, 25/40 dB), where the relative change
+    is a looser guide, after about 1000–2000 within 0.01 dB (``docs/classical.md``).
+
+    With ``lam=None`` the weight is chosen from the measurements
+    (:func:`~rim_monai.classical.parameter_choice.choose_tv_weight`): for undersampled MRI by k-space hold-out
+    validation (:mod:`rim_monai.classical.holdout`), otherwise by the discrepancy principle, with the noise level
+    taken from ``sigma`` / ``photons`` or estimated from ``y`` (:func:`~rim_monai.classical.noise.estimate_noise`)
+    and :math:`\lambda` searched so that the data residual is :math:`\tau = 1` times the noise energy (then checked
+    on the converged reconstruction and corrected, at most :data:`REFINEMENTS` more runs, each warm-started). The
+    chosen weight is logged at INFO level and returned with ``return_weight=True``; the iterations start from the
+    search's reconstruction unless ``x0`` is given. The result is scale-equivariant (``tv_pdhg(a*y) ==
+    a*tv_pdhg(y)``, also with ``sigma`` scaled by ``a``). The fixed-factor rule :math:`\lambda = c\,\mu s`
+    (:func:`default_weight_scale`, ``c = DEFAULT_TV_WEIGHT``) remains available as :func:`scaled_tv` for weights
+    tuned on validation data.
 
     Args:
         y: measurements ``(*batch, *operator.range_shape)``, real or complex.
@@ -161,13 +200,20 @@ def tv_pdhg(
         lam: TV weight :math:`\lambda \ge 0`: a number or per-sample tensor (leading dimensions of :math:`x`, or
             ``(B,)``); ``None`` uses the default rule above.
         iterations: maximum number of iterations (> 0).
-        tol: relative primal change below which a sample stops (0 runs all iterations).
+        tol: relative primal change below which a sample stops (0 runs all iterations); ``None``: :data:`TOL_FIXED`
+            or, with ``balance``, :data:`TOL_BALANCED`.
         nonneg: constrain :math:`x \ge 0` (real images only).
         callback: ``callback(k, x_k)`` after iteration ``k = 1, 2, ...``; it must not modify ``x_k`` in place.
-        x0: initial estimate shaped like :math:`A^H y` (default zeros).
+        x0: initial estimate shaped like :math:`A^H y` (default zeros; with ``lam=None`` the weight search's last
+            iterate).
+        sigma: with ``lam=None``: Gaussian noise standard deviation per measured entry, when known.
+        photons: with ``lam=None``: :math:`I_0` of post-log transmission (CT) data, when known.
+        return_weight: also return the weight :math:`\lambda` used, per sample.
+        balance: adapt the ratio of the primal and dual steps (below); ``None``: for complex images (MRI) only.
 
     Returns:
-        ``x`` of shape ``(*batch, *operator.domain_shape)`` (computed without autograd history).
+        ``x`` of shape ``(*batch, *operator.domain_shape)`` (computed without autograd history); with
+        ``return_weight=True`` the pair ``(x, lam)``.
 
     Raises:
         ValueError: naming ``y``, ``operator``, ``lam``, ``iterations``, ``tol``, ``nonneg`` or ``x0`` when invalid,
@@ -180,6 +226,8 @@ def tv_pdhg(
         >>> x.shape
         torch.Size([1, 1, 16, 16])
     """
+    balance = operator.domain_is_complex if balance is None else bool(balance)
+    tol = (TOL_BALANCED if balance else TOL_FIXED) if tol is None else tol
     iterations, tol = check_solver_inputs(y, operator, iterations, tol)
     nd = len(operator.domain_shape)
     if nd < 2:
@@ -191,43 +239,33 @@ def tv_pdhg(
     with torch.no_grad():
         b = operator.adjoint(y)
         batch = tuple(b.shape[: b.ndim - nd])
+        if x0 is not None:
+            x0 = check_initial(x0, b)
         if lam is None:
-            lam_t = DEFAULT_TV_WEIGHT * default_weight_scale(y, operator, b)
+            from rim_monai.classical.parameter_choice import choose_tv_weight  # it calls tv_pdhg with a weight
+
+            choice = choose_tv_weight(y, operator, sigma=sigma, photons=photons, nonneg=nonneg, x0=x0,
+                                      return_details=True)
+            lam_t, x0 = choice.lam, choice.x if x0 is None else x0
         else:
             lam_t = per_sample(lam, "lam", batch, b)
         norm = operator_norm(operator, b)
         if bool((norm <= 0).any()):
             raise ValueError("operator: its norm is zero, so the primal-dual step sizes are undefined.")
-        s = norm / _GRAD_NORM
-        tau = sigma = 0.99 / (math.sqrt(2.0) * norm)
-        tau_x, s_x = expand(tau, nd), expand(s, nd)
-        sigma_y = sigma.reshape(batch + (1,) * (y.ndim - len(batch)))
-        sigma_g, s_g = expand(sigma, nd + 1), expand(s, nd + 1)
-        radius = expand(lam_t / s, nd + 1)
-
         x = torch.zeros_like(b) if x0 is None else check_initial(x0, b).clone()
-        x_bar = x.clone()
-        u = torch.zeros_like(operator(x))
-        v = torch.zeros_like(gradient2d(x))
-        active = torch.ones(batch, dtype=torch.bool, device=b.device)
-        for k in range(1, iterations + 1):
-            u_new = (u + sigma_y * (operator(x_bar) - y)) / (1 + sigma_y)
-            v_new = _project_ball(v + sigma_g * s_g * gradient2d(x_bar), radius)
-            x_new = x - tau_x * (operator.adjoint(u_new) + s_x * gradient2d_adjoint(v_new))
-            if nonneg:
-                x_new = x_new.clamp_min(0)
-            change = sqnorm(x_new - x, nd).sqrt()
-            size = sqnorm(x_new, nd).sqrt()
-            keep_x = expand(active, nd)
-            u = torch.where(active.reshape(sigma_y.shape), u_new, u)
-            v = torch.where(expand(active, nd + 1), v_new, v)
-            x_bar = torch.where(keep_x, 2 * x_new - x, x_bar)
-            x = torch.where(keep_x, x_new, x)
-            if callback is not None:
-                callback(k, x)
-            active = active & (change > tol * size)
-            if not bool(active.any()):
+        x = _PrimalDual(operator, y, lam_t, norm, nonneg, balance).run(x, iterations, tol, callback)
+        for _ in range(REFINEMENTS if lam is None else 0):
+            from rim_monai.classical.parameter_choice import refine_discrepancy_weight
+
+            refined = refine_discrepancy_weight(y, operator, choice, x)
+            if refined is None:
                 break
+            again = _PrimalDual(operator, y, refined, norm, nonneg, balance).run(x, iterations, tol, callback)
+            changed = refined != lam_t
+            x, lam_t = torch.where(expand(changed, nd), again, x), refined
+            choice.lam = lam_t
+    if return_weight:
+        return x, lam_t
     return x
 
 
@@ -256,3 +294,68 @@ def scaled_tv(
     if warm_start and "x0" not in kwargs and operator.supports("fbp"):
         kwargs["x0"] = operator.fbp(y, filter="hann").clamp_min(0.0)
     return tv_pdhg(y, operator, lam=weight * default_weight_scale(y, operator), **kwargs)
+
+
+class _PrimalDual:
+    """The batched, step-balanced PDHG iterations of :func:`tv_pdhg` (see its docstring for the updates)."""
+
+    def __init__(self, operator: LinearOperator, y: torch.Tensor, lam: torch.Tensor, norm: torch.Tensor,
+                 nonneg: bool, balance: bool) -> None:
+        self.A, self.y, self.nonneg, self.balance = operator, y, nonneg, balance
+        self.nd = len(operator.domain_shape)
+        self.batch = tuple(lam.shape)
+        self.s = norm / _GRAD_NORM
+        self.radius = expand(lam / self.s, self.nd + 1)
+        self.step = 0.99 / (math.sqrt(2.0) * norm)  # tau * sigma = step**2 <= 1 / ||K||^2 throughout
+        self.gamma = torch.ones_like(norm)  # tau = gamma * step, sigma = step / gamma
+        self.alpha = torch.full_like(norm, BALANCE_ALPHA)
+
+    def _shape(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return t.reshape(self.batch + (1,) * (like.ndim - len(self.batch)))
+
+    def run(self, x: torch.Tensor, iterations: int, tol: float, callback: Callback | None) -> torch.Tensor:
+        A, nd = self.A, self.nd
+        ax = A(x)
+        x_bar, ax_bar = x, ax
+        u = torch.zeros_like(ax)
+        v = torch.zeros_like(gradient2d(x))
+        s_x, s_g = expand(self.s, nd), expand(self.s, nd + 1)
+        active = torch.ones(self.batch, dtype=torch.bool, device=x.device)
+        for k in range(1, iterations + 1):
+            tau, sigma = self.gamma * self.step, self.step / self.gamma
+            sig_u, sig_v = self._shape(sigma, u), expand(sigma, nd + 1)
+            u_new = (u + sig_u * (ax_bar - self.y)) / (1 + sig_u)
+            v_new = _project_ball(v + sig_v * s_g * gradient2d(x_bar), self.radius)
+            x_new = x - expand(tau, nd) * (A.adjoint(u_new) + s_x * gradient2d_adjoint(v_new))
+            if self.nonneg:
+                x_new = x_new.clamp_min(0)
+            ax_new = A(x_new)
+            dx = x - x_new
+            if self.balance:
+                # residuals of the optimality conditions at (x_new, u_new, v_new): primal dx / tau, dual
+                # (dual change) / sigma + K (x_bar - x_new)
+                primal = sqnorm(dx / expand(tau, nd), nd).sqrt()
+                dual = (sqnorm((u - u_new) / sig_u + (ax_bar - ax_new), u.ndim - len(self.batch))
+                        + sqnorm((v - v_new) / sig_v + s_g * gradient2d(x_bar - x_new), nd + 1)).sqrt()
+                self._balance(primal, dual, active)
+            change, size = sqnorm(dx, nd).sqrt(), sqnorm(x_new, nd).sqrt()
+            keep_x, keep_u, keep_v = expand(active, nd), self._shape(active, u), expand(active, nd + 1)
+            u, v = torch.where(keep_u, u_new, u), torch.where(keep_v, v_new, v)
+            x_bar = torch.where(keep_x, 2 * x_new - x, x_bar)
+            ax_bar = torch.where(keep_u, 2 * ax_new - ax, ax_bar)
+            x, ax = torch.where(keep_x, x_new, x), torch.where(keep_u, ax_new, ax)
+            if callback is not None:
+                callback(k, x)
+            active = active & (change > tol * size)
+            if not bool(active.any()):
+                break
+        return x
+
+    def _balance(self, primal: torch.Tensor, dual: torch.Tensor, active: torch.Tensor) -> None:
+        """Residual balancing (Goldstein et al. 2015): a larger primal step when the primal residual dominates."""
+        target = BALANCE_TARGET * dual
+        up = active & (primal > BALANCE_RATIO * target)
+        down = active & (target > BALANCE_RATIO * primal)
+        factor = 1.0 / (1.0 - self.alpha)
+        self.gamma = torch.where(up, self.gamma * factor, torch.where(down, self.gamma / factor, self.gamma))
+        self.alpha = torch.where(up | down, self.alpha * BALANCE_DECAY, self.alpha)

@@ -22,7 +22,13 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["SparseSystemMatrix", "astra_cpu_projection_geometry", "estimate_matrix_bytes", "MATRIX_CACHE_SIZE"]
+__all__ = [
+    "SparseSystemMatrix", "astra_cpu_projection_geometry", "estimate_matrix_bytes", "MATRIX_CACHE_SIZE",
+    "CPU_COLUMN_BLOCK",
+]
+
+#: on CPU, batches of 2 or more samples are padded with zero columns to a multiple of this before the sparse product
+CPU_COLUMN_BLOCK = 4
 
 #: number of assembled system matrices kept (CPU tensors, shared by all instances; least recently used dropped)
 MATRIX_CACHE_SIZE = 8
@@ -219,14 +225,29 @@ class SparseSystemMatrix(torch.nn.Module):
         return _csr(self.crow, self.col, val, (m, n)), _csr(self.crow_t, self.col_t, val_t, (n, m))
 
     def matmul(self, value: torch.Tensor, transpose: bool = False) -> torch.Tensor:
-        """``A x`` of ``x`` ``(*batch, *domain_shape)``, or with ``transpose`` ``A^T y`` of ``y`` ``(*batch, *range_shape)``."""
+        """``A x`` of ``x`` ``(*batch, *domain_shape)``, or with ``transpose`` ``A^T y`` of ``y`` ``(*batch, *range_shape)``.
+
+        All samples go through one sparse product. On CPU a single sample uses the sparse matrix-vector product
+        (``torch.mv``) and a small batch is padded with zero columns to a multiple of :data:`CPU_COLUMN_BLOCK`:
+        MKL's CSR matrix-matrix product is several times slower per call for 1–3 columns than for 4 (measured in
+        ``docs/operators.md``, "Batch 1"). Padding adds zero columns only, so the numbers are the same.
+        """
         a, a_t = self.matrices(value.dtype)
         matrix, in_shape, out_shape = (a_t, self.range_shape, self.domain_shape) if transpose else (
             a, self.domain_shape, self.range_shape)
-        lead = value.shape[: value.ndim - len(in_shape)]
-        columns = value.reshape(-1, int(np.prod(in_shape))).T.contiguous()  # (N, batch): one matmul for the batch
-        out = torch.sparse.mm(matrix, columns)
-        return out.T.reshape(tuple(lead) + tuple(out_shape))
+        lead = tuple(value.shape[: value.ndim - len(in_shape)])
+        rows = value.reshape(-1, int(np.prod(in_shape)))  # (batch, N)
+        count = rows.shape[0]
+        if value.device.type == "cpu" and count == 1:
+            return torch.mv(matrix, rows[0]).reshape(lead + tuple(out_shape))
+        columns = rows.T  # (N, batch): one matmul for the batch
+        pad = (-count) % CPU_COLUMN_BLOCK if value.device.type == "cpu" and count > 0 else 0
+        if pad:
+            columns = torch.cat((columns, columns.new_zeros(columns.shape[0], pad)), dim=1)
+        out = torch.sparse.mm(matrix, columns.contiguous())
+        if pad:
+            out = out[:, :count]
+        return out.T.reshape(lead + tuple(out_shape))
 
     def extra_repr(self) -> str:
         return f"domain_shape={self.domain_shape}, range_shape={self.range_shape}, nnz={self.nnz}"

@@ -37,7 +37,7 @@ def test_history_and_data_residual_monotone():
     y = A(torch.rand(2, 1, 16, 16, generator=g, dtype=torch.float64))
     data = []
     x, hist = cg_normal(
-        y, A, iterations=40, tol=0.0, return_history=True,
+        y, A, lam=0.0, iterations=40, tol=0.0, return_history=True,
         callback=lambda k, xk: data.append(torch.linalg.vector_norm(A(xk) - y, dim=(-2, -1))),
     )
     assert hist.shape == (41, 2, 1)
@@ -52,7 +52,8 @@ def test_callback_counts_and_early_stop():
     y = random_tensor((4, 30), seed=3)
     A = DenseMatrix(random_tensor((30, 10), seed=4))
     seen = []
-    x, hist = cg_normal(y, A, iterations=100, tol=1e-8, return_history=True, callback=lambda k, xk: seen.append(k))
+    x, hist = cg_normal(y, A, lam=0.0, iterations=100, tol=1e-8, return_history=True,
+                        callback=lambda k, xk: seen.append(k))
     assert seen == list(range(1, len(seen) + 1))
     assert len(seen) <= 20  # 10 unknowns: converged long before 100
     assert bool((hist[-1] <= 1e-8).all())

@@ -84,5 +84,6 @@ def test_per_sample_operator_default_step():
     xb = landweber(y, MaskedFourier(masks, sens), iterations=5)
     for i in range(2):
         A_i = MaskedFourier(masks[i : i + 1], sens[i : i + 1])
-        # each sample's power iteration starts from another random vector; they agree on ||A|| to ~1e-4
-        torch.testing.assert_close(xb[i : i + 1], landweber(y[i : i + 1], A_i, iterations=5), rtol=2e-3, atol=1e-4)
+        # a single sample's operator is shared by its batch and uses the cached A.opnorm() (50 power steps, 1e-5),
+        # the batch a batched power iteration: they agree on ||A|| to ~1e-3
+        torch.testing.assert_close(xb[i : i + 1], landweber(y[i : i + 1], A_i, iterations=5), rtol=1e-2, atol=5e-4)

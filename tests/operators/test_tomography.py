@@ -337,3 +337,22 @@ def test_fbp_with_a_shifted_detector_puts_the_object_in_place(geometry):
     assert float((where - torch.tensor([6.0, -4.0], dtype=torch.float64)).abs().max()) < 0.5
     # reconstructing with the unshifted operator misplaces (parallel) or smears (full fan turn) it
     assert float((unshifted.fbp(a(x)) - x).norm() / x.norm()) > 2.5 * error
+
+
+@pytest.mark.parametrize("geometry", ["parallel", "fan"])
+@pytest.mark.parametrize("pixel_size", [1.0, 0.5])
+def test_adjoint_against_odl_adjoint(geometry, pixel_size):
+    """ODL 1.0's ``RayTransform.adjoint`` is the adjoint for its weighted L² inner products: ASTRA's back-projection
+    (the transpose) times ``range.weighting.const / domain.weighting.const``. A space whose cells have volume 1
+    (the default ``pixel_size=1``) is unweighted in ODL and so is its sinogram space: the factor is 1 and ODL's
+    adjoint equals ``A.adjoint``. Otherwise the factor is ``range.cell_volume / domain.cell_volume``."""
+    a = RayTransform((32, 28), num_angles=24, geometry=geometry, pixel_size=pixel_size, backend="matrix")
+    ray = tomo.RayTransform(a.space, a.odl_geometry, impl="astra_cpu")
+    y = _rand(1, 1, *a.range_shape, seed=3)
+    ours = a.adjoint(y)[0, 0]
+    theirs = torch.from_numpy(np.asarray(ray.adjoint(y[0, 0].numpy()).data))
+    factor = 1.0 if pixel_size == 1.0 else ray.range.cell_volume / ray.domain.cell_volume
+    assert (factor == 1.0) == (not a.space.is_weighted)
+    assert _rel(factor * ours, theirs) <= 1e-5
+    if pixel_size != 1.0:
+        assert abs(factor - 1.0) > 0.1  # the factor is real, not a rounding effect

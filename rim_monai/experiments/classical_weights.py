@@ -1,0 +1,173 @@
+"""Evidence for the data-driven defaults: ``python -m rim_monai.experiments.classical_weights`` (needs ``../shared/data``).
+
+For CT at I0 = 1e3, 1e4, 1e5 (parallel beam, 60 views, 256² of 1 mm, real slices) and multi-coil MRI at 4x and 8x
+with 25 and 40 dB SNR (1D random masks, 8 coils, real images; :mod:`rim_monai.experiments.classical_weights_data`), it prints
+
+- the default TV (``tv_pdhg(y, A)``: weight chosen from the data, default stopping rule) beside the best weight of a
+  grid (the same solver, start and stopping rule; factor sqrt(2) for CT, 2 for MRI) and the old fixed default
+  (c = 0.05), with the chosen factor c and the seconds;
+- FBP (CT) or zero-filled (MRI), and for MRI the default CG-SENSE (``cg_normal(y, A)``: discrepancy stopping);
+- PSNR with the GUIDE's data ranges (CT: max - min of the reference; MRI: max of the reference magnitude).
+
+Rows are marked "tune" (the subjects tau and the search settings were chosen on) or "check" (only verified on).
+Results go to ``docs/benchmarks/classical_weights.{md,json}`` (``--out``) with the machine and the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from rim_monai.classical.cg import cg_normal
+from rim_monai.classical.direct import zero_filled
+from rim_monai.classical.parameter_choice import initial_estimate
+from rim_monai.data.file_utils import atomic_write_text
+from rim_monai.classical.tv import DEFAULT_TV_WEIGHT, default_weight_scale, tv_pdhg
+from rim_monai.experiments.classical_weights_data import CT_FILES, MRI_FILES, read_ct, read_mri, simulate_ct, simulate_mri
+
+__all__ = ["CT_GRID", "MRI_GRID", "ct_rows", "mri_rows", "to_markdown", "main"]
+
+#: the grids of the weight factor c the best weight is taken from
+CT_GRID: tuple[float, ...] = tuple(round(0.0625 * 2 ** (k / 2), 4) for k in range(13))  # 0.0625 .. 4
+MRI_GRID: tuple[float, ...] = tuple(0.0015 * 2**k for k in range(8))  # 0.0015 .. 0.192
+
+
+def _psnr_ct(x: torch.Tensor, ref: torch.Tensor) -> float:
+    x, ref = x.double(), ref.double()
+    return float(10 * torch.log10((ref.max() - ref.min()) ** 2 / ((x - ref) ** 2).mean()))
+
+
+def _psnr_mri(x: torch.Tensor, ref: torch.Tensor) -> float:
+    x, ref = x.abs().double(), ref.abs().double()
+    return float(10 * torch.log10(ref.max() ** 2 / ((x - ref) ** 2).mean()))
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def _grid(case, grid, nonneg: bool, psnr) -> tuple[list[float], float]:
+    """PSNR of TV at every grid weight (one batched call, each sample with its own weight; default stopping rule)."""
+    scale = default_weight_scale(case.y, case.A)
+    k = len(grid)
+    yk = case.y.expand(k, *case.y.shape[1:]).contiguous()
+    lam = torch.tensor(grid, dtype=scale.dtype).reshape(k, *([1] * (scale.ndim - 1))) * scale
+    x0 = initial_estimate(yk, case.A, nonneg)
+    (x, seconds) = _timed(lambda: tv_pdhg(yk, case.A, lam=lam, nonneg=nonneg, x0=x0))
+    return [psnr(x[i : i + 1], case.x) for i in range(k)], seconds
+
+
+def _tv_row(case, grid, nonneg: bool, psnr) -> dict:
+    scale = default_weight_scale(case.y, case.A)
+    (x_def, lam), t_def = _timed(lambda: tv_pdhg(case.y, case.A, nonneg=nonneg, return_weight=True))
+    x_old, t_old = _timed(lambda: tv_pdhg(case.y, case.A, lam=DEFAULT_TV_WEIGHT * scale, nonneg=nonneg,
+                                          x0=initial_estimate(case.y, case.A, nonneg)))
+    scores, t_grid = _grid(case, grid, nonneg, psnr)
+    best = max(range(len(grid)), key=lambda i: scores[i])
+    return {
+        "tv_default": psnr(x_def, case.x), "c_default": float((lam / scale).flatten()[0]), "s_default": t_def,
+        "tv_best": scores[best], "c_best": grid[best], "grid": dict(zip(map(str, grid), scores)), "s_grid": t_grid,
+        "tv_old": psnr(x_old, case.x), "s_old": t_old,
+    }
+
+
+def ct_rows(root: Path, names=None, doses=(1e3, 1e4, 1e5), log=print) -> list[dict]:
+    """One row per CT slice and dose (see the module docstring)."""
+    rows = []
+    for name, (path, role) in CT_FILES.items():
+        if names and not any(n in name for n in names):
+            continue
+        hu = read_ct(root / path)
+        for photons in doses:
+            case = simulate_ct(hu, photons)
+            row = {"task": "CT", "image": name, "role": role, "setting": f"I0 = {photons:.0e}",
+                   "baseline": _psnr_ct(case.A.fbp(case.y, filter="hann"), case.x), "baseline_name": "FBP"}
+            row |= _tv_row(case, CT_GRID, True, _psnr_ct)
+            rows.append(row)
+            log(_line(row))
+    return rows
+
+
+def mri_rows(root: Path, names=None, settings=((4, 25.0), (4, 40.0), (8, 25.0), (8, 40.0)), size: int = 192,
+             log=print) -> list[dict]:
+    """One row per MR image, acceleration and SNR (see the module docstring)."""
+    rows = []
+    for name, (path, how, role) in MRI_FILES.items():
+        if names and not any(n in name for n in names):
+            continue
+        image = read_mri(root / path, how, size=size)
+        for acceleration, snr in settings:
+            case = simulate_mri(image, acceleration, snr)
+            row = {"task": "MRI", "image": name, "role": role, "setting": f"{acceleration}x, {snr:g} dB",
+                   "baseline": _psnr_mri(zero_filled(case.y, case.A), case.x), "baseline_name": "zero-filled"}
+            (x_cg, history), t_cg = _timed(lambda: cg_normal(case.y, case.A, return_history=True))
+            row |= {"cg_default": _psnr_mri(x_cg, case.x), "cg_iterations": len(history) - 1, "s_cg": t_cg}
+            row |= _tv_row(case, MRI_GRID, False, _psnr_mri)
+            rows.append(row)
+            log(_line(row))
+    return rows
+
+
+def _line(r: dict) -> str:
+    cg = f" | CG {r['cg_default']:.2f} ({r['cg_iterations']} it)" if "cg_default" in r else ""
+    return (f"{r['task']} {r['image']} [{r['role']}] {r['setting']}: {r['baseline_name']} {r['baseline']:.2f}{cg} | "
+            f"TV default {r['tv_default']:.2f} (c={r['c_default']:.3g}, {r['s_default']:.0f}s) best {r['tv_best']:.2f} "
+            f"(c={r['c_best']:g}) old {r['tv_old']:.2f}")
+
+
+def to_markdown(rows: list[dict], machine: str, command: str) -> str:
+    """The evidence table (markdown)."""
+    lines = [f"Command: `{command}`  ", f"Machine: {machine}", "",
+             "| task | image | role | setting | FBP / zero-filled | CG-SENSE default (its) | TV default (c, s) | "
+             "best grid TV (c) | default − best | old default c = 0.05 |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        cg = f"{r['cg_default']:.2f} ({r['cg_iterations']})" if "cg_default" in r else "—"
+        lines.append(
+            f"| {r['task']} | {r['image']} | {r['role']} | {r['setting']} | {r['baseline']:.2f} | {cg} | "
+            f"{r['tv_default']:.2f} ({r['c_default']:.3g}, {r['s_default']:.0f}) | {r['tv_best']:.2f} ({r['c_best']:g}) | "
+            f"{r['tv_default'] - r['tv_best']:+.2f} | {r['tv_old']:.2f} |")
+    worst = min(r["tv_default"] - r["tv_best"] for r in rows)
+    lines += ["", f"Worst default − best: {worst:+.2f} dB."]
+    cg = [r["cg_default"] - r["baseline"] for r in rows if "cg_default" in r]
+    if cg:
+        lines.append(f"Worst CG-SENSE default − zero-filled: {min(cg):+.2f} dB.")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / ".." / "shared" / "data"))
+    parser.add_argument("--tasks", default="ct,mri")
+    parser.add_argument("--images", default="", help="comma-separated substrings of the image names (default all)")
+    parser.add_argument("--out", default="docs/benchmarks")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    from rim_monai.machine import cpu_model
+
+    names = [n for n in args.images.split(",") if n]
+    root = Path(args.data)
+    rows = (ct_rows(root, names) if "ct" in args.tasks else []) + (mri_rows(root, names) if "mri" in args.tasks else [])
+    machine = (f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+               f"Python {platform.python_version()}")
+    command = "python -m rim_monai.experiments.classical_weights " + " ".join(argv if argv is not None else sys.argv[1:])
+    table = to_markdown(rows, machine, command.strip())
+    print(table)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "classical_weights" + ("_" + "_".join(args.tasks.split(",")) if args.tasks != "ct,mri" else "")
+    atomic_write_text(out / f"{stem}.md", table)
+    atomic_write_text(out / f"{stem}.json", json.dumps({"machine": machine, "command": command, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
