@@ -154,7 +154,7 @@ def test_evaluate_prints_baselines_beside_the_network(trained, tmp_path):
     assert not workflow.check_properties()
     workflow.run()
     rows = list(csv.DictReader(open(out / "metrics.csv")))
-    assert [r["method"] for r in rows[:3]] == ["recon", "fbp", "tv"]
+    assert [r["method"] for r in rows[:4]] == ["recon", "fbp", "tv", "tv_auto"]  # tuned weight, data-driven rule
     assert {r["file"] for r in rows} == {"head", "ellipses_seed2_000", "ellipses_seed2_001"}
     assert all(np.isfinite(float(r["psnr"])) for r in rows)
     assert (out / "head_tv.nii.gz").is_file() and (out / "ellipses_seed2_001_fbp.nii.gz").is_file()
