@@ -36,7 +36,7 @@ __all__ = ["CT_GRID", "MRI_GRID", "ct_rows", "mri_rows", "to_markdown", "main"]
 
 #: the grids of the weight factor c the best weight is taken from
 CT_GRID: tuple[float, ...] = tuple(round(0.0625 * 2 ** (k / 2), 4) for k in range(13))  # 0.0625 .. 4
-MRI_GRID: tuple[float, ...] = tuple(0.0015 * 2**k for k in range(8))  # 0.0015 .. 0.192
+MRI_GRID: tuple[float, ...] = tuple(0.0001875 * 2**k for k in range(11))  # 0.0001875 .. 0.192
 
 
 def _psnr_ct(x: torch.Tensor, ref: torch.Tensor) -> float:
