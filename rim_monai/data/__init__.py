@@ -58,6 +58,9 @@ from rim_monai.data.protocol import DICOM_SCANS, NIFTI_SCANS, AcquisitionProtoco
 from rim_monai.data.ct_protocol import CT_IMAGE_SHAPE, CT_NUM_ANGLES, CT_PHOTONS, CT_PIXEL_MM, CTProtocol, ct_operator
 from rim_monai.data.mri_protocol import MRIProtocol
 from rim_monai.data.denoising_protocol import DenoisingProtocol
+from rim_monai.data.mr_readers import read_mr_slices, read_mr_volume
+from rim_monai.data.mri_acquisition import AcquisitionSampler, AcquisitionSettings, simulate_acquisition, varied_coil_maps
+from rim_monai.data.mri_corpus import AcquisitionBatchSampler, MRICorpus, MRITrainingPatches, MRIValidationSlices
 from rim_monai.data.legacy import (  # deprecated functional forms of the protocols' datasets
     ct_phantom_dataset,
     ct_reconstruction_dataset,
@@ -68,6 +71,16 @@ from rim_monai.data.legacy import (  # deprecated functional forms of the protoc
 
 __all__ = [
     "Keys",
+    "read_mr_slices",
+    "read_mr_volume",
+    "AcquisitionSampler",
+    "AcquisitionSettings",
+    "simulate_acquisition",
+    "varied_coil_maps",
+    "AcquisitionBatchSampler",
+    "MRICorpus",
+    "MRITrainingPatches",
+    "MRIValidationSlices",
     "read_htc2022",
     "htc2022_operator",
     "bin_detectors",

@@ -31,8 +31,9 @@ class ConvGRUCell(nn.Module):
         dilation: dilation of both convolutions (same padding).
 
     Shapes:
-        ``u``: ``(B, input_channels, H, W)``, ``s``: ``(B, hidden_channels, H, W)`` or ``None`` (zeros);
-        returns the new state, ``(B, hidden_channels, H, W)``.
+        ``u``: ``(B, input_channels, H, W)``, ``s``: ``(B, hidden_channels, H, W)`` or ``None`` (zeros: then
+        :math:`s' = (1 - z) \odot \tanh(W_n * u + b_n)` without evaluating :math:`U * 0`); returns the new state,
+        ``(B, hidden_channels, H, W)``.
 
     Example:
         >>> cell = ConvGRUCell(4, 8)
@@ -48,9 +49,11 @@ class ConvGRUCell(nn.Module):
         self.hidden_conv = nn.Conv2d(hidden_channels, 3 * hidden_channels, kernel_size, padding=pad, dilation=dilation, bias=False)
 
     def forward(self, u: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
-        if s is None:
-            s = u.new_zeros(u.shape[0], self.hidden_channels, *u.shape[2:])
         xr, xz, xn = self.input_conv(u).chunk(3, dim=1)
+        if s is None:
+            # a zero state: U * 0 = 0 (the hidden convolution has no bias), so skip that convolution
+            z = torch.sigmoid(xz)
+            return (1 - z) * torch.tanh(xn)
         hr, hz, hn = self.hidden_conv(s).chunk(3, dim=1)
         r = torch.sigmoid(xr + hr)
         z = torch.sigmoid(xz + hz)

@@ -35,17 +35,22 @@ def _volume(path: Path, shape=(40, 48, 12), seed=0) -> Path:
 
 
 def _tiny_training(root: Path, **changes) -> dict:
-    """train.json overrides for one tiny epoch on ``root/train.nii.gz``, writing under ``root``."""
+    """train.json overrides for one tiny epoch: subject ``root/train.nii.gz``, validation subject ``root/val.nii.gz``
+    (no natural images), writing under ``root``."""
     return {
         **TINY_NETWORK,
         "dataset_dir": str(root),
-        "train_names": ["train.nii.gz"],
-        "train_slices": [[0, 8]],
-        "val_slices": [[8, 10]],
-        "patch_size": [32, 32],
-        "batch_size": 2,
+        "train_subjects": ["train.nii.gz"],
+        "val_subjects": ["val.nii.gz"],
+        "natural_dir": None,
+        "slices_per_axis": 4,
+        "patch_sizes": [32],
+        "pixels_per_batch": 2 * 32 * 32,
+        "coils": [1, 4],
+        "val_slices_per_subject": 2,
         "epochs": 1,
         "epoch_length": 2,
+        "warmup_iterations": 1,
         "ckpt_dir": str(root / "models"),
         "run_dir": str(root / "runs"),
         **changes,
@@ -57,6 +62,7 @@ def trained(tmp_path_factory):
     """Train one tiny epoch with train.json; returns (workdir, checkpoint)."""
     root = tmp_path_factory.mktemp("mri_bundle")
     _volume(root / "train.nii.gz")
+    _volume(root / "val.nii.gz", seed=1)
     workflow = ConfigWorkflow(config_file=str(CONFIGS / "train.json"), workflow_type="train", **_tiny_training(root))
     workflow.initialize()
     assert not workflow.check_properties()
@@ -67,9 +73,10 @@ def trained(tmp_path_factory):
     return root, checkpoint
 
 
-@pytest.mark.parametrize("configs, key", [(["train.json"], "train_files"),
-                                          (["inference.json", "evaluate.json"], "files")])
-def test_data_paths_are_required_overrides(configs, key, tmp_path):
+@pytest.mark.parametrize("configs, key, example", [(["train.json"], "train_files", "../shared/data"),
+                                                   (["inference.json", "evaluate.json"], "files",
+                                                    "../shared/data/mri_image/nifti")])
+def test_data_paths_are_required_overrides(configs, key, example, tmp_path):
     """train.json and evaluate.json read the data only from an override: without one the error names the key and
     shows the flag; with one the paths are under it (inference.json keeps its shipped sample)."""
     parser = ConfigParser()
@@ -80,7 +87,7 @@ def test_data_paths_are_required_overrides(configs, key, tmp_path):
     while error is not None:
         chain.append(str(error))
         error = error.__cause__
-    assert any("dataset_dir: this config needs" in m and "`--dataset_dir ../shared/data/mri_image/nifti`" in m for m in chain)
+    assert any("dataset_dir: this config needs" in m and f"`--dataset_dir {example}`" in m for m in chain)
     parser = ConfigParser()
     parser.read_config([str(CONFIGS / c) for c in configs])
     parser["dataset_dir"] = str(tmp_path)
@@ -202,9 +209,10 @@ def test_evaluate_prints_baselines_beside_the_network(trained, tmp_path):
     assert not workflow.check_properties()
     workflow.run()
     rows = list(csv.DictReader(open(out / "metrics.csv")))
-    assert [r["method"] for r in rows] == ["recon", "zero_filled", "cg_sense", "tv"]
+    # TV twice: the validation-tuned weight (scaled_tv, tv_weight) and the data-driven rule (tv_pdhg's default)
+    assert [r["method"] for r in rows] == ["recon", "zero_filled", "cg_sense", "tv", "tv_auto"]
     assert all(np.isfinite(float(r["psnr"])) for r in rows)
-    assert (out / "train_tv.nii.gz").is_file()
+    assert (out / "train_tv.nii.gz").is_file() and (out / "train_tv_auto.nii.gz").is_file()
 
 
 def test_network_contract_with_the_shipped_protocol():
@@ -236,11 +244,13 @@ def test_readme_inference_command_runs_on_the_shipped_input(tmp_path):
 
 @pytest.mark.slow
 def test_torchrun_two_process_gloo_training(tmp_path):
-    volume = _volume(tmp_path / "train.nii.gz")
+    _volume(tmp_path / "train.nii.gz")
+    _volume(tmp_path / "val.nii.gz", seed=1)
     overrides = [
-        "--train_files", f"['{volume}']", "--train_slices", "[[0, 8]]", "--val_slices", "[[8, 10]]",
-        "--patch_size", "[32, 32]", "--batch_size", "2", "--epochs", "1", "--epoch_length", "2", "--steps", "2",
-        "--network_def#net#features", "[8, 8]",
+        "--train_subjects", "['train.nii.gz']", "--val_subjects", "['val.nii.gz']", "--natural_dir", "$None",
+        "--slices_per_axis", "4", "--patch_sizes", "[32]", "--pixels_per_batch", "2048", "--coils", "[1, 4]",
+        "--val_slices_per_subject", "2", "--epochs", "1", "--epoch_length", "2", "--warmup_iterations", "1",
+        "--steps", "2", "--network_def#net#features", "[8, 8]",
         "--dataset_dir", str(tmp_path), "--ckpt_dir", str(tmp_path / "models"), "--run_dir", str(tmp_path / "runs"),
     ]
     run_bundle([CONFIGS / "train.json", CONFIGS / "multi_gpu_train.json"], *overrides, processes=2)

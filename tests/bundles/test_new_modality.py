@@ -21,6 +21,17 @@ DENOISING = {
                     "net": {"_target_": "rim_monai.networks.RIM", "in_channels": 1, "complex_": False,
                             "architecture": "compact", "features": [8, 8], "dilations": [1, 2], "iterations": 2}},
 }
+# ... and the protocol's own training data (the MRI bundle's train.json trains on its corpus of real subjects)
+DENOISING_TRAINING = {
+    "train_files": "$[@dataset_dir + '/' + name for name in @train_names]",
+    "train#dataset": {"_target_": "rim_monai.data.training_dataset", "protocol": "@protocol",
+                      "files": "@train_files", "slice_ranges": "@train_slices", "patch_size": "@patch_size",
+                      "seed": "@seed"},
+    "train#dataloader": {"_target_": "DataLoader", "dataset": "@train#dataset", "batch_size": "@batch_size",
+                         "shuffle": True, "num_workers": 0, "drop_last": True},
+    "validate#dataset": {"_target_": "rim_monai.data.validation_dataset", "protocol": "@protocol",
+                         "files": "@train_files", "slice_ranges": "@val_slices", "seed": "$@seed + 1"},
+}
 
 
 def _volume(folder: Path) -> Path:
@@ -35,7 +46,8 @@ def test_denoising_trains_and_reconstructs_with_the_shared_protocol_base(tmp_pat
     _volume(tmp_path)
     train = ConfigWorkflow(
         config_file=str(CONFIGS / "train.json"), workflow_type="train",
-        **DENOISING, dataset_dir=str(tmp_path), train_names=["vol.nii.gz"], train_slices=[[0, 4]], val_slices=[[4, 6]],
+        **DENOISING, **DENOISING_TRAINING,
+        dataset_dir=str(tmp_path), train_names=["vol.nii.gz"], train_slices=[[0, 4]], val_slices=[[4, 6]],
         patch_size=[16, 16], batch_size=2, epochs=1, epoch_length=2, ckpt_dir=str(tmp_path / "models"),
         run_dir=str(tmp_path / "runs"),
         **{"train#prepare_batch#measurement_key": "measurement", "validate#prepare_batch#measurement_key": "measurement"},

@@ -151,3 +151,49 @@ def test_zero_initialised_update_returns_the_start_until_trained():
     random_net = RIM(features=(4, 4), iterations=3, link="identity", zero_init_update=False)
     with torch.no_grad():
         assert not torch.allclose(random_net(y, A), y)
+
+
+# ---------------------------------------------------------------- training speed (issue 13): same function, faster
+
+
+def test_gru_zero_state_shortcut_equals_an_explicit_zero_state():
+    """``s=None`` skips ``U * 0`` (no bias): the same new state and the same gradients as a zero state."""
+    torch.manual_seed(0)
+    cell = ConvGRUCell(3, 5).double()
+    u = torch.randn(2, 3, 7, 6, dtype=torch.float64, requires_grad=True)
+    fast = cell(u, None)
+    (g_fast,) = torch.autograd.grad(fast.square().sum(), u)
+    slow = cell(u, torch.zeros(2, 5, 7, 6, dtype=torch.float64))
+    (g_slow,) = torch.autograd.grad(slow.square().sum(), u)
+    torch.testing.assert_close(fast, slow, rtol=0, atol=1e-14)
+    torch.testing.assert_close(g_fast, g_slow, rtol=0, atol=1e-14)
+
+
+def test_channels_last_is_the_same_function():
+    problem = make_problem("dense-projection")
+    torch.manual_seed(0)
+    plain = RIM(features=(4, 4), zero_init_update=False, channels_last=False)
+    fast = RIM(features=(4, 4), zero_init_update=False, channels_last=True)
+    fast.load_state_dict(plain.state_dict())
+    torch.testing.assert_close(fast(problem.y, problem.A), plain(problem.y, problem.A), rtol=1e-5, atol=1e-6)
+
+
+def test_bfloat16_autocast_keeps_float32_estimates_and_state_dict():
+    """Mixed precision runs the update network in bfloat16; estimates stay float32, the weights load both ways and
+    the result is close to the float32 network's."""
+    problem = make_problem("dense-projection")
+    torch.manual_seed(0)
+    plain = RIM(features=(4, 4), zero_init_update=False)
+    mixed = RIM(features=(4, 4), zero_init_update=False, autocast_dtype="bfloat16")
+    mixed.load_state_dict(plain.state_dict())
+    estimates = mixed(problem.y, problem.A, return_all=True)
+    assert all(x.dtype == torch.float32 for x in estimates)
+    reference = plain(problem.y, problem.A)
+    assert float((estimates[-1].detach() - reference.detach()).norm() / reference.detach().norm()) < 0.05
+    estimates[-1].square().sum().backward()
+    assert all(p.grad is None or p.grad.dtype == torch.float32 for p in mixed.parameters())
+
+
+def test_autocast_dtype_is_checked():
+    with pytest.raises(ValueError, match="autocast_dtype"):
+        RIM(features=(4, 4), autocast_dtype="int8")
