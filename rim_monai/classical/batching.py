@@ -44,6 +44,7 @@ __all__ = [
     "sqnorm",
     "rdot",
     "operator_norm",
+    "format_per_sample",
 ]
 
 #: ``callback(k, x_k)``, called by the solvers after iteration ``k = 1, 2, ...`` (it must not change ``x_k`` in place)
@@ -203,3 +204,9 @@ def operator_norm(operator: LinearOperator, like: torch.Tensor, iterations: int 
             if done:
                 break
     return estimate
+
+
+def format_per_sample(values: torch.Tensor, shown: int = 4) -> str:
+    """Per-sample values for a log line: the first ``shown`` as ``[a, b, ...]`` with 4 significant digits."""
+    head = values.detach().flatten()[:shown].tolist()
+    return "[" + ", ".join(f"{v:.4g}" for v in head) + (", ..." if values.numel() > shown else "") + "]"

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rim_monai.classical.batching import check_measurements, expand
+from rim_monai.classical.batching import check_measurements, expand, format_per_sample
 from rim_monai.classical.noise import readout_axis, reduce_to
 from rim_monai.operators.fourier import MaskedFourier
 
@@ -217,7 +217,7 @@ def choose_tv_weight_holdout(y: torch.Tensor, operator: MaskedFourier, nonneg: b
         for i, better in enumerate((e2[0] < e3[1], e2[1] < torch.minimum(e3[1], e2[0]))):
             best_x = torch.where(expand(better, nd), x2[i], best_x)
     logger.info("TV weight by k-space hold-out validation (%d of the sampled units held out): c = %s, lambda = %s",
-                int(held.sum()), _fmt(weight), _fmt(lam))
+                int(held.sum()), format_per_sample(weight), format_per_sample(lam))
     return lam, weight.to(b.real.dtype), best_x
 
 
@@ -247,8 +247,3 @@ class _HoldoutProblem:
                     nonneg=self.nonneg, x0=start.expand(k, *start.shape).contiguous())
         error = ((self.operator(x) - self.y) * self.held).abs() ** 2
         return x, reduce_to(error.double(), len(self.operator.range_shape), tuple(lam.shape))
-
-
-def _fmt(t: torch.Tensor) -> str:
-    values = t.detach().flatten()[:4].tolist()
-    return "[" + ", ".join(f"{v:.4g}" for v in values) + (", ..." if t.numel() > 4 else "") + "]"

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rim_monai.classical.batching import check_measurements
+from rim_monai.classical.batching import check_measurements, format_per_sample
 from rim_monai.operators.base import LinearOperator
 from rim_monai.operators.fourier import MaskedFourier
 
@@ -522,12 +522,6 @@ def estimate_noise(
             model = _transmission_model(y, ndim, batch, i0, s, float(min_counts))
         else:
             model = _gaussian_model(y, operator, ndim, batch, sigma)
-    logger.info("noise: %s, level %s (%s), energy %s", model.kind, _fmt(model.level),
-                "estimated" if model.estimated else "given", _fmt(model.energy))
+    logger.info("noise: %s, level %s (%s), energy %s", model.kind, format_per_sample(model.level),
+                "estimated" if model.estimated else "given", format_per_sample(model.energy))
     return model
-
-
-def _fmt(t: torch.Tensor) -> str:
-    values = t.detach().flatten()[:4].tolist()
-    more = ", ..." if t.numel() > 4 else ""
-    return "[" + ", ".join(f"{v:.4g}" for v in values) + more + "]"

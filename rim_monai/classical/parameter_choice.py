@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rim_monai.classical.batching import check_measurements, expand
+from rim_monai.classical.batching import check_measurements, expand, format_per_sample
 from rim_monai.classical.holdout import choose_tv_weight_holdout, supports_holdout
 from rim_monai.classical.noise import NoiseModel, estimate_noise, reduce_to
 from rim_monai.operators.base import LinearOperator
@@ -246,7 +246,8 @@ def choose_tv_weight(
         weight = torch.exp(u)
         lam = (weight * scale).to(b.real.dtype)
     logger.info("TV weight by the discrepancy principle (tau %.3g, %s noise): c = %s, lambda = %s, residual/energy "
-                "= %s after %d steps", tau, noise.kind, _fmt(weight), _fmt(lam), _fmt(ratio), evaluations)
+                "= %s after %d steps", tau, noise.kind, format_per_sample(weight), format_per_sample(lam),
+                format_per_sample(ratio), evaluations)
     if return_details:
         return WeightChoice(lam, weight.to(b.real.dtype), ratio, noise, evaluations, x, "discrepancy", tau)
     return lam
@@ -279,8 +280,8 @@ def refine_discrepancy_weight(y: torch.Tensor, operator: LinearOperator, choice:
             return None
         factor = torch.exp((-f / _START_SLOPE).clamp(-math.log(4.0), math.log(4.0)))
         lam = torch.where(off, choice.lam * factor.to(choice.lam.dtype), choice.lam)
-    logger.info("TV weight refined on the converged reconstruction: residual/energy %s -> lambda %s", _fmt(ratio),
-                _fmt(lam))
+    logger.info("TV weight refined on the converged reconstruction: residual/energy %s -> lambda %s", format_per_sample(ratio),
+                format_per_sample(lam))
     return lam
 
 
@@ -326,8 +327,3 @@ class _DiscrepancySearch:
             prev = (u, f)
             u = torch.where(done, u, step)
         return u, ratio, x, step_count
-
-
-def _fmt(t: torch.Tensor) -> str:
-    values = t.detach().flatten()[:4].tolist()
-    return "[" + ", ".join(f"{v:.4g}" for v in values) + (", ..." if t.numel() > 4 else "") + "]"

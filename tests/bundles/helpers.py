@@ -49,3 +49,12 @@ def shipped_network(bundle: Path) -> torch.nn.Module:
     net = parser.get_parsed_content("network_def")
     net.load_state_dict(torch.load(checkpoint, map_location="cpu"))
     return net
+
+
+def error_messages(error: BaseException) -> list[str]:
+    """The messages of ``error`` and of every exception it was raised from (MONAI wraps config errors in chains)."""
+    chain = []
+    while error is not None:
+        chain.append(str(error))
+        error = error.__cause__
+    return chain

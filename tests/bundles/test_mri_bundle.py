@@ -12,7 +12,7 @@ import pytest
 import torch
 from monai.bundle import ConfigParser, ConfigWorkflow, verify_metadata
 
-from tests.bundles.helpers import assert_scale_equivariant, run_bundle, shipped_network
+from tests.bundles.helpers import assert_scale_equivariant, error_messages, run_bundle, shipped_network
 from rim_monai.data.samples import make_mri_sample
 
 REPO = Path(__file__).resolve().parents[2]
@@ -83,10 +83,7 @@ def test_data_paths_are_required_overrides(configs, key, example, tmp_path):
     parser.read_config([str(CONFIGS / c) for c in configs])
     with pytest.raises(RuntimeError) as info:
         parser.get_parsed_content(key)
-    chain, error = [], info.value
-    while error is not None:
-        chain.append(str(error))
-        error = error.__cause__
+    chain = error_messages(info.value)
     assert any("dataset_dir: this config needs" in m and f"`--dataset_dir {example}`" in m for m in chain)
     parser = ConfigParser()
     parser.read_config([str(CONFIGS / c) for c in configs])
