@@ -21,7 +21,9 @@ import torch.nn as nn
 
 from rim_monai.networks.base import IterativeNetwork
 from rim_monai.networks.blocks import ConvStack
-from rim_monai.networks.utils import channels_to_complex, complex_to_channels, from_channels, initial_estimate, to_channels
+from rim_monai.networks.utils import (channels_to_complex, complex_to_channels, from_channels, initial_estimate,
+                                     mixed_precision, to_channels)
+from rim_monai.networks.utils import autocast_dtype as autocast_dtype_of
 from rim_monai.operators.base import LinearOperator
 
 __all__ = ["LearnedPrimalDual", "fold_measurements", "unfold_measurements"]
@@ -77,6 +79,12 @@ class LearnedPrimalDual(IterativeNetwork):
         init: ``"zeros"`` or ``"fbp"``.
         share_weights: one primal and one dual block for all iterations (then any number of iterations runs).
         complex_measurements: whether the measurements are complex (k-space); defaults to ``complex_``.
+        channels_last: run the primal and dual blocks on ``torch.channels_last`` tensors (the same numbers to float
+            rounding; faster oneDNN convolutions on CPU).
+        autocast_dtype: ``None`` (default) or ``"bfloat16"`` / ``"float16"``: run the blocks under
+            ``torch.autocast`` in that dtype (mixed precision for training, as ``RIM(autocast_dtype=...)``); the
+            operator, the memories :math:`f, h` and the parameters stay in float32, and a checkpoint trained either
+            way loads into the other (the parameters are the same).
 
     Shapes:
         ``y``: ``(B, ..., *A.range_shape)``; returns images shaped like ``A.adjoint(y)``, or the list of the
@@ -100,8 +108,11 @@ class LearnedPrimalDual(IterativeNetwork):
         init: str = "zeros",
         share_weights: bool = False,
         complex_measurements: bool | None = None,
+        channels_last: bool = False,
+        autocast_dtype: str | None = None,
     ) -> None:
         super().__init__(in_channels, complex_, iterations, init, share_weights, init_modes=("zeros", "fbp"))
+        self.channels_last, self.autocast_dtype = bool(channels_last), autocast_dtype_of(autocast_dtype)
         if int(n_primal) < 1 or int(n_dual) < 1:
             raise ValueError(f"n_primal, n_dual: expected positive numbers, got {n_primal}, {n_dual}.")
         self.n_primal, self.n_dual = int(n_primal), int(n_dual)
@@ -114,6 +125,11 @@ class LearnedPrimalDual(IterativeNetwork):
         self.dual_blocks = nn.ModuleList(
             ConvStack((self.n_dual + 2) * k, self.n_dual * k, self.features) for _ in range(self.num_weight_sets)
         )
+
+    def block(self, block: nn.Module, u: torch.Tensor) -> torch.Tensor:
+        """One primal or dual block on ``u`` ``(N, channels, H, W)``, in ``channels_last`` layout and under
+        ``autocast_dtype`` when set (:func:`~rim_monai.networks.utils.mixed_precision`); returns ``u``'s dtype."""
+        return mixed_precision(block, u, channels_last=self.channels_last, dtype=self.autocast_dtype).to(u.dtype)
 
     def iterate(self, y: torch.Tensor, A: LinearOperator, adjoint: torch.Tensor, iterations: int) -> list[torch.Tensor]:
         """The estimates :math:`f_1^{(1)}, \\dots, f_I^{(1)}` (``I = iterations``; see the class docstring).
@@ -140,8 +156,8 @@ class LearnedPrimalDual(IterativeNetwork):
         for i in range(iterations):
             f2 = f[:, c : 2 * c] if self.n_primal > 1 else f[:, :c]
             forward, _ = fold_measurements(A(from_channels(f2, self.complex_), check=False) / norm, range_ndim)
-            h = h + self.dual_blocks[self.weight_index(i)](torch.cat([h, forward, y_folded], dim=1))
+            h = h + self.block(self.dual_blocks[self.weight_index(i)], torch.cat([h, forward, y_folded], dim=1))
             back = A.adjoint(unfold_measurements(h[:, :k], y_shape, A.range_is_complex), check=False) / norm
-            f = f + self.primal_blocks[self.weight_index(i)](torch.cat([f, to_channels(back)], dim=1))
+            f = f + self.block(self.primal_blocks[self.weight_index(i)], torch.cat([f, to_channels(back)], dim=1))
             estimates.append(from_channels(f[:, :c], self.complex_))
         return estimates

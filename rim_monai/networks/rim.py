@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 from rim_monai.networks.base import IterativeNetwork, renamed_argument
 from rim_monai.networks.blocks import ConvGRUCell, same_padding
-from rim_monai.networks.utils import from_channels, initial_estimate, sigma_like, step_scale, to_channels
+from rim_monai.networks.utils import AUTOCAST_DTYPES, from_channels, initial_estimate, mixed_precision, sigma_like, step_scale, to_channels
+from rim_monai.networks.utils import autocast_dtype as autocast_dtype_of
 from rim_monai.operators.base import LinearOperator
 from rim_monai.operators.likelihood import GaussianLikelihood
 
@@ -21,8 +22,6 @@ __all__ = ["RIM", "PaperCell", "DilatedCell", "LINKS", "ARCHITECTURES", "VARIANT
 LINKS = ("identity", "sigmoid", "softplus")
 ARCHITECTURES = ("paper", "atrous", "compact")
 VARIANTS = ("rim", "gdn", "ffn")
-#: the mixed-precision dtypes of ``RIM(autocast_dtype=...)``
-AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
 #: the a-trous preset: two stages of 64 features, dilations 1 and 2 (about 4.8e5 parameters for grey images)
 ATROUS_FEATURES = (64, 64)
@@ -211,10 +210,8 @@ class RIM(IterativeNetwork):
             raise ValueError(f"link: expected one of {LINKS}, got {link!r}.")
         if complex_ and link != "identity":
             raise ValueError(f"link: complex images need link='identity' (a {link} link has no meaning for complex values).")
-        if autocast_dtype is not None and autocast_dtype not in AUTOCAST_DTYPES:
-            raise ValueError(f"autocast_dtype: expected None or one of {tuple(AUTOCAST_DTYPES)}, got {autocast_dtype!r}.")
         self.channels_last = bool(channels_last)
-        self.autocast_dtype = None if autocast_dtype is None else AUTOCAST_DTYPES[autocast_dtype]
+        self.autocast_dtype = autocast_dtype_of(autocast_dtype)
         self.architecture, self.variant, self.link = architecture, variant, link
         self.normalize_gradient = bool(normalize_gradient)
         channels = self.real_channels
@@ -274,12 +271,7 @@ class RIM(IterativeNetwork):
         ``u`` is the network input ``(B, 2C', H, W)`` (gradient and estimate; ``(B, C', H, W)`` for GDN); it runs in
         ``channels_last`` layout and under ``autocast_dtype`` when set (see the class docstring).
         """
-        if self.channels_last:
-            u = u.contiguous(memory_format=torch.channels_last)
-        if self.autocast_dtype is None:
-            return self.cell(u, state)
-        with torch.autocast(u.device.type, dtype=self.autocast_dtype):
-            delta, state = self.cell(u, state)
+        delta, state = mixed_precision(self.cell, u, state, channels_last=self.channels_last, dtype=self.autocast_dtype)
         return delta.to(u.dtype), state
 
     # ------------------------------------------------------------------ the extrinsic input

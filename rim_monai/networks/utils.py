@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import torch
 
+from collections.abc import Callable
+from typing import Any
+
 from rim_monai.operators.base import LinearOperator, check_tensor
 from rim_monai.operators.fourier import channels_to_complex, complex_to_channels
 
@@ -23,9 +26,58 @@ __all__ = [
     "initial_estimate",
     "step_scale",
     "INIT_MODES",
+    "AUTOCAST_DTYPES",
+    "autocast_dtype",
+    "mixed_precision",
 ]
 
 INIT_MODES = ("zeros", "adjoint", "fbp")
+
+#: the mixed-precision dtypes of the networks' ``autocast_dtype`` option
+AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def autocast_dtype(name: str | None) -> torch.dtype | None:
+    """The ``torch.dtype`` of a network's ``autocast_dtype`` argument (``None``: no autocast).
+
+    Raises:
+        ValueError: naming ``autocast_dtype`` when ``name`` is not a key of :data:`AUTOCAST_DTYPES`.
+    """
+    if name is not None and name not in AUTOCAST_DTYPES:
+        raise ValueError(f"autocast_dtype: expected None or one of {tuple(AUTOCAST_DTYPES)}, got {name!r}.")
+    return None if name is None else AUTOCAST_DTYPES[name]
+
+
+def mixed_precision(
+    block: Callable[..., Any], u: torch.Tensor, *args: Any, channels_last: bool = False,
+    dtype: torch.dtype | None = None,
+) -> Any:
+    """``block(u, *args)`` with ``u`` in ``torch.channels_last`` layout (when ``channels_last``) and under
+    ``torch.autocast`` in ``dtype`` (when given).
+
+    The learned blocks of the networks (RIM's update network, learned primal-dual's primal and dual blocks) run
+    through this: with ``dtype=torch.bfloat16`` their convolutions (forward and backward) use the bfloat16 units
+    (AMX / AVX-512-BF16 on CPU, tensor cores on GPU), while everything outside the block (operator, estimates,
+    parameters) stays in float32. The caller casts the block's output back (``out.to(u.dtype)``).
+
+    Args:
+        block: the module or function to run.
+        u: its input ``(B, C, H, W)``.
+        args: further arguments of ``block`` (e.g. a recurrent state).
+        channels_last: convert ``u`` to ``torch.channels_last`` first (oneDNN's fast layout on CPU).
+        dtype: autocast dtype (:func:`autocast_dtype`), ``None`` for none.
+
+    Example:
+        >>> conv = torch.nn.Conv2d(2, 3, 3, padding=1)
+        >>> mixed_precision(conv, torch.rand(1, 2, 8, 8), channels_last=True, dtype=torch.bfloat16).dtype
+        torch.bfloat16
+    """
+    if channels_last:
+        u = u.contiguous(memory_format=torch.channels_last)
+    if dtype is None:
+        return block(u, *args)
+    with torch.autocast(u.device.type, dtype=dtype):
+        return block(u, *args)
 
 
 def to_channels(x: torch.Tensor) -> torch.Tensor:

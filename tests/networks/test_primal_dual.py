@@ -76,3 +76,29 @@ def test_fbp_start_uses_the_operator_fbp():
             torch.nn.init.zeros_(p)
     # with zero updates the estimate is the start
     torch.testing.assert_close(net(problem.y, problem.A), problem.A.fbp(problem.y))
+
+
+@pytest.mark.parametrize("options", [{"channels_last": True}, {"channels_last": True, "autocast_dtype": "bfloat16"}])
+def test_mixed_precision_keeps_float32_estimates_and_state_dict(options):
+    """channels_last / bfloat16 blocks: the same parameters (a checkpoint loads both ways), float32 estimates and
+    gradients, and a result close to the float32 network's."""
+    from rim_monai.operators import RayTransform
+
+    A = RayTransform((16, 16), num_angles=6, backend="matrix")
+    y = A(torch.rand(2, 1, 16, 16))
+    torch.manual_seed(0)
+    plain = LearnedPrimalDual(iterations=2, n_primal=3, n_dual=3, features=(8,), init="fbp")
+    fast = LearnedPrimalDual(iterations=2, n_primal=3, n_dual=3, features=(8,), init="fbp", **options)
+    fast.load_state_dict(plain.state_dict())
+    estimates = fast(y, A, return_all=True)
+    assert all(x.dtype == torch.float32 for x in estimates)
+    reference = plain(y, A).detach()
+    tolerance = 0.05 if "autocast_dtype" in options else 1e-5
+    assert float((estimates[-1].detach() - reference).norm() / reference.norm()) < tolerance
+    estimates[-1].square().sum().backward()
+    assert all(p.grad is None or p.grad.dtype == torch.float32 for p in fast.parameters())
+
+
+def test_lpd_autocast_dtype_is_checked():
+    with pytest.raises(ValueError, match="autocast_dtype"):
+        LearnedPrimalDual(iterations=1, autocast_dtype="int8")
