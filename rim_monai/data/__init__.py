@@ -61,6 +61,8 @@ from rim_monai.data.denoising_protocol import DenoisingProtocol
 from rim_monai.data.mr_readers import read_mr_slices, read_mr_volume
 from rim_monai.data.mri_acquisition import AcquisitionSampler, AcquisitionSettings, simulate_acquisition, varied_coil_maps
 from rim_monai.data.mri_corpus import AcquisitionBatchSampler, MRICorpus, MRITrainingPatches, MRIValidationSlices
+from rim_monai.data.ct_corpus import (CTAcquisitionSampler, CTAcquisitionSettings, CTCorpus, CTTrainingPatches,
+                                   CTValidationSlices, read_ct_slices)
 from rim_monai.data.legacy import (  # deprecated functional forms of the protocols' datasets
     ct_phantom_dataset,
     ct_reconstruction_dataset,
@@ -79,6 +81,12 @@ __all__ = [
     "varied_coil_maps",
     "AcquisitionBatchSampler",
     "MRICorpus",
+    "CTCorpus",
+    "CTAcquisitionSampler",
+    "CTAcquisitionSettings",
+    "CTTrainingPatches",
+    "CTValidationSlices",
+    "read_ct_slices",
     "MRITrainingPatches",
     "MRIValidationSlices",
     "read_htc2022",

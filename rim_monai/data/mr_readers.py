@@ -1,10 +1,12 @@
 r"""Read a real MR scan of any of the shared data's formats as a stack of 2D slices.
 
 The MRI training corpus (:mod:`rim_monai.data.mri_corpus`) is made of scans from many sources: NIfTI / MGZ volumes,
-NumPy archives, NRRD volumes, single- and multi-frame DICOM files, folders of DICOM slices (one series), 8-bit PNG /
-JPEG / PGM slices and complex BART images. :func:`read_mr_slices` reads one of them into a list of 2D slices
-``(H, W)`` (float32 magnitudes, or complex64 where the scan is complex), with the voxel spacing where the file
-states it, so a volume can be sliced along its in-plane axes.
+NumPy archives, NRRD volumes, vtk.js image folders (``*.vti/index.json``), single- and multi-frame DICOM files,
+folders of DICOM slices (one series), 8-bit PNG / JPEG / PGM slices and complex BART images (the CT corpus,
+:mod:`rim_monai.data.ct_corpus`, reads its scans with the same functions). :func:`read_mr_slices` reads one of
+them into a list of 2D slices ``(H, W)`` (float32 magnitudes, or complex64 where the scan is complex), with the
+voxel spacing where the file states it, so a volume can be sliced along its in-plane axes. 16-bit greyscale PNGs
+keep their 16-bit values.
 
 Readers: ``nibabel`` (NIfTI, MGZ), ``pydicom`` (DICOM; compressed transfer syntaxes need its optional JPEG
 plug-ins), ``Pillow`` (PNG, JPEG, PGM), NumPy (``.npz``, NRRD raw / gzip), :func:`~rim_monai.data.read_bart`.
@@ -75,6 +77,28 @@ def _nrrd(path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, count=int(np.prod(sizes))).reshape(sizes[::-1]).astype(np.float32)
 
 
+_VTKJS_TYPES = {"Uint8Array": "u1", "Int8Array": "i1", "Uint16Array": "u2", "Int16Array": "i2", "Int32Array": "i4",
+                "Uint32Array": "u4", "Float32Array": "f4", "Float64Array": "f8"}
+
+
+def _vtkjs(folder: Path) -> tuple[np.ndarray, tuple[float, ...]]:
+    """A vtk.js ``vtkImageData`` folder (``index.json`` + gzip or raw point data): the first point array as
+    ``(z, y, x)`` float32 and its spacing in that order."""
+    import json
+
+    index = json.loads((folder / "index.json").read_text())
+    array = index["pointData"]["arrays"][0]["data"]
+    ref = array["ref"]
+    raw_path = folder / ref.get("basepath", "data") / ref["id"]
+    gz_path = raw_path.with_name(raw_path.name + ".gz")
+    raw = gzip.decompress(gz_path.read_bytes()) if gz_path.exists() else raw_path.read_bytes()
+    extent = index["extent"]
+    dims = [extent[2 * i + 1] - extent[2 * i] + 1 for i in range(3)]  # x, y, z
+    dtype = np.dtype(_VTKJS_TYPES[array["dataType"]]).newbyteorder("<")
+    volume = np.frombuffer(raw, dtype=dtype, count=int(np.prod(dims))).reshape(dims[::-1]).astype(np.float32)
+    return volume, tuple(float(v) for v in index.get("spacing", (1.0, 1.0, 1.0)))[::-1]
+
+
 def read_mr_volume(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float, ...] | None, bool]:
     """Read one scan as an array of up to three dimensions.
 
@@ -90,6 +114,9 @@ def read_mr_volume(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float, ..
     name = path.name.lower()
     if not path.exists():
         raise ValueError(f"path: {path} does not exist.")
+    if path.is_dir() and (path / "index.json").is_file():
+        volume, spacing = _vtkjs(path)
+        return volume, spacing, False
     if path.is_dir():
         return _dicom_series(path), None, True
     if name.endswith((".nii", ".nii.gz", ".mgz", ".mgh")):
@@ -113,7 +140,10 @@ def read_mr_volume(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float, ..
     if name.endswith(IMAGE_SUFFIXES):
         from PIL import Image
 
-        return np.asarray(Image.open(path).convert("L"), dtype=np.float32), None, False
+        image = Image.open(path)
+        if image.mode.startswith("I"):  # 16-bit greyscale (e.g. a CT slice): keep every level
+            return np.asarray(image, dtype=np.float32), None, False
+        return np.asarray(image.convert("L"), dtype=np.float32), None, False
     if name.endswith((".cfl", ".hdr")):
         data = np.squeeze(read_bart(path)["data"]).astype(np.complex64)
         return data, None, data.ndim == 3

@@ -113,6 +113,10 @@ class AcquisitionSampler:
         """A coil count (one per batch: the items of a batch share it)."""
         return int(rng.choice(self.coils))
 
+    def draw_shared(self, rng: np.random.Generator) -> int:
+        """What the items of a batch share (:class:`~rim_monai.data.AcquisitionBatchSampler`): the coil count."""
+        return self.draw_coils(rng)
+
     def draw(self, rng: np.random.Generator, coils: int | None = None) -> AcquisitionSettings:
         """One acquisition (``coils`` fixed when given)."""
         coils = self.draw_coils(rng) if coils is None else int(coils)

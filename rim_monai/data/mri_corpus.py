@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,8 @@ from rim_monai.data.mr_readers import IMAGE_SUFFIXES, read_mr_slices
 from rim_monai.data.mri_acquisition import AcquisitionSampler, AcquisitionSettings, simulate_acquisition
 from rim_monai.data.simulate_mri import smooth_phase
 
-__all__ = ["MRICorpus", "MRITrainingPatches", "AcquisitionBatchSampler", "MRIValidationSlices", "VALIDATION_ACQUISITIONS"]
+__all__ = ["MRICorpus", "MRITrainingPatches", "AcquisitionBatchSampler", "MRIValidationSlices", "VALIDATION_ACQUISITIONS",
+           "random_field_of_view"]
 
 #: the acquisitions validation items cycle through: (coils, mask, acceleration, snr_db, estimator)
 VALIDATION_ACQUISITIONS = (
@@ -56,6 +57,8 @@ class MRICorpus:
             person). Each path is a file or a DICOM series folder.
         natural_dir: relative folder of natural images (PNG / JPEG, e.g. ``bsds300/images/train``); ``None``: none.
         max_per_axis: slices per axis of a volume (:func:`~rim_monai.data.mr_readers.read_mr_slices`).
+        reader: ``(path, max_per_axis) -> slices`` of one scan (default :func:`~rim_monai.data.mr_readers.read_mr_slices`;
+            the CT corpus passes :func:`~rim_monai.data.ct_corpus.read_ct_slices`).
 
     Raises:
         ValueError: naming ``subjects`` when a path does not exist under ``root`` or yields no slices.
@@ -67,6 +70,7 @@ class MRICorpus:
         subjects: Sequence[str | Sequence[str]],
         natural_dir: str | None = None,
         max_per_axis: int = 24,
+        reader: Callable[[Path, int], list[np.ndarray]] = read_mr_slices,
     ) -> None:
         self.root = Path(root)
         self.names: list[str] = []
@@ -77,7 +81,7 @@ class MRICorpus:
             for rel in paths:
                 if not (self.root / rel).exists():
                     raise ValueError(f"subjects: {rel} does not exist under {self.root}.")
-                images.extend(read_mr_slices(self.root / rel, max_per_axis))
+                images.extend(reader(self.root / rel, max_per_axis))
             if not images:
                 raise ValueError(f"subjects: {paths} gave no usable slices.")
             self.names.append(str(paths[0]))
@@ -102,9 +106,14 @@ class MRICorpus:
                 f"{len(self.natural)} natural images")
 
 
-def _resampled(image: np.ndarray, size: int, zoom: float, rng: np.random.Generator) -> torch.Tensor:
+def random_field_of_view(image: np.ndarray, size: int, zoom: float, rng: np.random.Generator) -> torch.Tensor:
     """A random field of view of about ``zoom * size`` pixels of ``image`` (zero-padded where the image is
-    smaller), resampled to ``(size, size)``; complex output."""
+    smaller), resampled to ``(size, size)`` (bilinear, antialiased when shrinking); complex output.
+
+    Example:
+        >>> random_field_of_view(np.ones((40, 40), np.float32), 16, 5.0, np.random.default_rng(0)).shape
+        torch.Size([16, 16])
+    """
     tensor = torch.from_numpy(image)
     tensor = tensor if tensor.is_complex() else tensor.to(torch.complex64)
     fov = max(8, int(round(size * zoom)))
@@ -136,6 +145,8 @@ class MRITrainingPatches(Dataset):
         natural_fraction: probability of a natural image (when the corpus has any).
         max_phase: largest synthetic phase (radians) of magnitude images.
         length: the nominal ``len()`` (items are random; the batch sampler decides how many are drawn).
+        relative_zoom: ``zooms`` are fields of view in units of the source's larger side (1: the whole image just
+            fits, 2: it fills half the field of view) instead of source pixels per item pixel.
 
     Raises:
         ValueError: naming ``sizes``, ``zooms`` or ``natural_fraction``.
@@ -150,6 +161,7 @@ class MRITrainingPatches(Dataset):
         natural_fraction: float = 0.25,
         max_phase: float = math.pi,
         length: int = 100_000,
+        relative_zoom: bool = False,
     ) -> None:
         if not sizes or min(int(s) for s in sizes) < 16:
             raise ValueError(f"sizes: expected item sizes of at least 16, got {list(sizes)}.")
@@ -160,7 +172,7 @@ class MRITrainingPatches(Dataset):
         self.corpus, self.acquisitions = corpus, acquisitions
         self.sizes, self.zooms = [int(s) for s in sizes], (float(zooms[0]), float(zooms[1]))
         self.natural_fraction = natural_fraction if corpus.natural else 0.0
-        self.max_phase, self.length = float(max_phase), int(length)
+        self.max_phase, self.length, self.relative_zoom = float(max_phase), int(length), bool(relative_zoom)
         counts = np.sqrt([len(s) for s in corpus.slices])
         self.weights = counts / counts.sum()  # subjects drawn with weight sqrt(slices): volumes count more than a slice
 
@@ -184,7 +196,8 @@ class MRITrainingPatches(Dataset):
             subject = self.corpus.slices[int(rng.choice(len(self.corpus.slices), p=self.weights))]
             source = subject[int(rng.integers(len(subject)))]
         zoom = math.exp(rng.uniform(math.log(self.zooms[0]), math.log(self.zooms[1])))
-        image = _resampled(source, size, zoom, rng)
+        zoom = zoom * max(source.shape) / size if self.relative_zoom else zoom
+        image = random_field_of_view(source, size, zoom, rng)
         image = torch.rot90(image, int(rng.integers(4)))
         image = image.flip(-1) if rng.integers(2) else image
         generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
@@ -202,11 +215,13 @@ class MRITrainingPatches(Dataset):
 
 
 class AcquisitionBatchSampler(Sampler):
-    """Batches of ``(seed, coils, size)`` indices for :class:`MRITrainingPatches`: one coil count and item size per
-    batch, ``max(1, pixels_per_batch // size**2)`` items.
+    """Batches of ``(seed, shared, size)`` indices for :class:`MRITrainingPatches`: one coil count (``shared``) and
+    item size per batch, ``max(1, pixels_per_batch // size**2)`` items. Any sampler with ``draw_shared(rng)`` serves:
+    the CT one (:class:`~rim_monai.data.CTAcquisitionSampler`) draws a ``(geometry, views)`` pair per batch instead.
 
     Args:
-        acquisitions: draws the coil count (:meth:`~rim_monai.data.AcquisitionSampler.draw_coils`).
+        acquisitions: draws what the items of a batch share
+            (:meth:`~rim_monai.data.AcquisitionSampler.draw_shared`: the coil count).
         sizes: item sizes to draw from (uniformly).
         pixels_per_batch: the pixel budget of a batch (e.g. ``4 * 128**2``).
         seed: seed of the stream (a resumed run should pass a new one, or it repeats the first batches).
@@ -232,9 +247,9 @@ class AcquisitionBatchSampler(Sampler):
         rng = np.random.default_rng(self.seed)
         for _ in range(self.length):
             size = int(rng.choice(self.sizes))
-            coils = self.acquisitions.draw_coils(rng)
+            shared = self.acquisitions.draw_shared(rng)
             count = max(1, self.pixels // (size * size))
-            yield [(int(rng.integers(2**62)), coils, size) for _ in range(count)]
+            yield [(int(rng.integers(2**62)), shared, size) for _ in range(count)]
 
 
 class MRIValidationSlices(Dataset):

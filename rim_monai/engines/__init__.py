@@ -7,7 +7,7 @@ from rim_monai.engines.checkpoint import AtomicCheckpointSaver, AtomicDiskSaver,
 from rim_monai.engines.handlers import ReconstructionSaver
 from rim_monai.engines.loss import MultiStepLoss
 from rim_monai.engines.metrics import ImageQualityMetric
-from rim_monai.engines.prepare_batch import MaskedFourierFromBatch, PrepareMeasurementBatch, plain_tensor
+from rim_monai.engines.prepare_batch import MaskedFourierFromBatch, PrepareMeasurementBatch, RayTransformFromBatch, plain_tensor
 from rim_monai.engines.tables import format_table
 
 # -- further engine modules register their public names below (one import line each) --
@@ -28,6 +28,7 @@ __all__ = [
     "MultiStepLoss",
     "ImageQualityMetric",
     "MaskedFourierFromBatch",
+    "RayTransformFromBatch",
     "PrepareMeasurementBatch",
     "plain_tensor",
     "HounsfieldBaseline",

@@ -4,7 +4,8 @@ Every rim_monai network takes the forward operator as its second argument. A MON
 ``SupervisedEvaluator`` calls ``inferer(inputs, network, *args, **kwargs)``; :class:`PrepareMeasurementBatch` returns
 ``(y, target, (A,), kwargs)`` so that ``SimpleInferer`` ends in ``network(y, A, **kwargs)``. The operator is either
 fixed (a CT geometry shared by the whole data set) or built per batch from the batch itself (MRI: each sample has its
-own mask and coil maps), by a callable such as :class:`MaskedFourierFromBatch`.
+own mask and coil maps), by a callable such as :class:`MaskedFourierFromBatch` (or, for CT trained across
+geometries and view counts, :class:`RayTransformFromBatch`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from monai.engines.utils import PrepareBatch
 from rim_monai.data.keys import Keys
 from rim_monai.operators.base import LinearOperator
 
-__all__ = ["PrepareMeasurementBatch", "MaskedFourierFromBatch", "plain_tensor"]
+__all__ = ["PrepareMeasurementBatch", "MaskedFourierFromBatch", "RayTransformFromBatch", "plain_tensor"]
 
 
 def plain_tensor(value: Any, device: str | torch.device | None = None, non_blocking: bool = False) -> Any:
@@ -57,6 +58,46 @@ class MaskedFourierFromBatch:
         if self.sens_key is not None and self.sens_key in batch:
             sens = plain_tensor(batch[self.sens_key], device)
         return MaskedFourier(mask, sens=sens)
+
+
+def _shared_value(batch: Mapping[str, Any], key: str) -> Any:
+    """The one value of ``batch[key]`` that every item shares (a collated tensor or list)."""
+    if key not in batch:
+        raise ValueError(f"batch: missing key '{key}'; found keys {sorted(batch)}.")
+    values = batch[key]
+    values = values.reshape(-1).tolist() if isinstance(values, torch.Tensor) else list(values)
+    if not values or any(v != values[0] for v in values):
+        raise ValueError(f"batch: the items of a batch must share '{key}' (one operator per batch), got {values}.")
+    return values[0]
+
+
+class RayTransformFromBatch:
+    """Build the CT operator of a batch from its ``geometry``, ``views`` and ``size`` entries (one each, shared by the
+    items): :func:`~rim_monai.data.ct_corpus.batch_operator` ``(geometry, size, views)``, built once per combination
+    and cached, so one network trains on parallel and fan beam and any view count
+    (:class:`~rim_monai.data.CTTrainingPatches`, :class:`~rim_monai.data.AcquisitionBatchSampler`).
+
+    Args:
+        geometry_key: key of the geometry names (``"parallel"`` / ``"fan"``).
+        views_key: key of the view counts.
+        size_key: key of the image sizes (square grids).
+
+    Raises:
+        ValueError: naming the key when it is missing or the items of the batch differ in it.
+    """
+
+    def __init__(self, geometry_key: str = "geometry", views_key: str = "views", size_key: str = "size") -> None:
+        self.geometry_key, self.views_key, self.size_key = geometry_key, views_key, size_key
+
+    def __call__(self, batch: Mapping[str, Any], device: str | torch.device | None = None) -> LinearOperator:
+        from rim_monai.data.ct_corpus import batch_operator
+
+        geometry = str(_shared_value(batch, self.geometry_key))
+        views, size = int(_shared_value(batch, self.views_key)), int(_shared_value(batch, self.size_key))
+        operator = batch_operator(geometry, size, views)
+        if device is not None and operator.device != torch.device(device):
+            operator = operator.to(device)
+        return operator
 
 
 class PrepareMeasurementBatch(PrepareBatch):

@@ -21,8 +21,9 @@ from monai.bundle import ConfigWorkflow
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "bundles" / "ct_lpd_recon" / "configs"
 # a tiny CT run (32², 8 views, 2 LPD iterations) whose epochs take a fraction of a second
-TINY = {"image_shape": [32, 32], "num_angles": 8, "iterations": 2, "features": [8, 8], "train_files": [],
-        "epoch_length": 4, "val_phantoms": 1, "batch_size": 2}
+TINY = {"iterations": 2, "features": [8, 8], "train_subjects": [], "val_subjects": [], "natural_dir": None,
+        "val_ellipses": 1, "patch_sizes": [32], "pixels_per_batch": 2048, "view_counts": [8], "val_size": 32,
+        "epoch_length": 4, "warmup_iterations": 1}
 
 
 class ModelFileWatcher(threading.Thread):
@@ -46,13 +47,13 @@ class ModelFileWatcher(threading.Thread):
 
 
 def _overrides(root: Path, **extra) -> dict:
-    return {**TINY, "ckpt_dir": str(root / "models"), "run_dir": str(root / "runs"), **extra}
+    return {**TINY, "dataset_dir": str(root), "ckpt_dir": str(root / "models"), "run_dir": str(root / "runs"), **extra}
 
 
 def _cli(overrides: dict) -> list[str]:
     args = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(CONFIGS / "train.json")]
     for key, value in overrides.items():
-        args += [f"--{key}", repr(value) if not isinstance(value, str) else value]
+        args += [f"--{key}", "$None" if value is None else repr(value) if not isinstance(value, str) else value]
     return args
 
 

@@ -23,7 +23,10 @@ SCHEMA = REPO.parent / "shared" / "monai" / "meta_schema_20240725.json"
 
 # 32x32 grid, 8 views, a 2-iteration LPD with 8 features: every config runs in about a second
 TINY = {"image_shape": [32, 32], "num_angles": 8, "iterations": 2, "features": [8, 8]}
-TINY_TRAIN = {**TINY, "train_files": [], "epoch_length": 2, "epochs": 1, "val_phantoms": 1, "batch_size": 2}
+# train.json (v2) on ellipses only: 32x32 items, 8 views, two items a batch, one validation phantom
+TINY_TRAIN = {"iterations": 2, "features": [8, 8], "train_subjects": [], "val_subjects": [], "natural_dir": None,
+              "val_ellipses": 1, "patch_sizes": [32], "pixels_per_batch": 2048, "view_counts": [8], "val_size": 32,
+              "epoch_length": 2, "epochs": 1, "warmup_iterations": 1}
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +44,9 @@ def trained(tmp_path_factory):
     return root, checkpoint
 
 
-@pytest.mark.parametrize("configs, key", [(["train.json"], "train_files"),
-                                          (["inference.json", "evaluate.json"], "files")])
-def test_data_paths_are_required_overrides(configs, key, tmp_path):
+@pytest.mark.parametrize("configs, key, example", [(["train.json"], "train_files", "../shared/data"),
+                                                   (["inference.json", "evaluate.json"], "files", "../shared/data/ct/dicom")])
+def test_data_paths_are_required_overrides(configs, key, example, tmp_path):
     """train.json and evaluate.json read the data only from an override: without one the error names the key and
     shows the flag; with one the paths are under it (inference.json keeps its shipped sample)."""
     parser = ConfigParser()
@@ -51,7 +54,7 @@ def test_data_paths_are_required_overrides(configs, key, tmp_path):
     with pytest.raises(RuntimeError) as info:
         parser.get_parsed_content(key)
     chain = error_messages(info.value)
-    assert any("dataset_dir: this config needs" in m and "`--dataset_dir ../shared/data/ct/dicom`" in m for m in chain)
+    assert any("dataset_dir: this config needs" in m and f"`--dataset_dir {example}`" in m for m in chain)
     parser = ConfigParser()
     parser.read_config([str(CONFIGS / c) for c in configs])
     parser["dataset_dir"] = str(tmp_path)
@@ -243,10 +246,49 @@ def test_readme_inference_command_runs_on_the_shipped_input(tmp_path):
 @pytest.mark.slow
 def test_torchrun_two_process_gloo_training(tmp_path):
     overrides = [
-        "--image_shape", "[32, 32]", "--num_angles", "8", "--iterations", "2", "--features", "[8, 8]",
-        "--train_files", "[]", "--epoch_length", "4", "--epochs", "1", "--val_phantoms", "1", "--batch_size", "1",
+        *[arg for key, value in {**TINY_TRAIN, "epoch_length": 4, "pixels_per_batch": 1024}.items()
+          for arg in (f"--{key}", "$None" if value is None else json.dumps(value))],
         "--dataset_dir", str(tmp_path), "--ckpt_dir", str(tmp_path / "models"), "--run_dir", str(tmp_path / "runs"),
     ]
     run_bundle([CONFIGS / "train.json", CONFIGS / "multi_gpu_train.json"], *overrides, processes=2)
     assert (tmp_path / "models" / "model.pt").is_file()
     assert (tmp_path / "runs" / "checkpoint_final.pt").is_file()
+
+
+def _paths(entries) -> list[str]:
+    return [p for entry in entries for p in ([entry] if isinstance(entry, str) else entry)]
+
+
+def test_training_split_is_by_patient():
+    """train.json's train / validation / test patients are disjoint (files and COVID patient ids), the test set
+    holds WG-04's head and a chest, an abdomen and a head of the new data; the paths exist where the data is."""
+    parser = ConfigParser()
+    parser.read_config(str(CONFIGS / "train.json"))
+    splits = {name: _paths(parser[f"{name}_subjects"]) for name in ("train", "val", "test")}
+    names = list(splits)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert not set(splits[a]) & set(splits[b]), (a, b)
+            patients = [{Path(p).name.split("_axial")[0] for p in splits[n] if "covid" in p} for n in (a, b)]
+            assert not patients[0] & patients[1], (a, b)
+    assert "ct/dicom/WG04/CT2_UNC.dcm" in splits["test"] and len(parser["test_subjects"]) >= 4
+    data = REPO.parent / "shared" / "data"
+    if data.is_dir():
+        missing = [p for paths in splits.values() for p in paths if not (data / p).exists()]
+        assert not missing, missing
+
+
+def test_train_config_pairs_every_batch_with_its_operator(tmp_path):
+    """The v2 recipe: warm-up + cosine schedule, clipping, a curve in run_dir, mixed precision, checkpoints of the
+    best validation PSNR in ckpt_dir (by default under run_dir: the shipped models/model.pt is never replaced)."""
+    parser = ConfigParser()
+    parser.read_config(str(CONFIGS / "train.json"))
+    parser.update({**TINY_TRAIN, "dataset_dir": str(tmp_path)})
+    handlers = [h["_target_"] for h in parser["train"]["handlers"]]
+    assert handlers[:4] == ["ValidationHandler", "LrScheduleHandler", "rim_monai.training.GradientClipping",
+                            "rim_monai.engines.TrainingCurveWriter"]
+    assert parser.get_parsed_content("lr_scheduler").__class__.__name__ == "WarmupCosineSchedule"
+    assert parser.get_parsed_content("ckpt_dir").startswith(parser.get_parsed_content("run_dir"))
+    assert parser.get_parsed_content("run_dir").endswith("ct_lpd_recon/runs/v2")
+    net = parser.get_parsed_content("network_def").net
+    assert net.autocast_dtype == torch.bfloat16 and net.channels_last

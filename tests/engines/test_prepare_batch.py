@@ -28,3 +28,17 @@ def test_missing_key_is_named():
         prepare({"image": torch.ones(1, 1, 2, 2)})
     with pytest.raises(ValueError, match="operator"):
         PrepareMeasurementBatch("kspace")
+
+
+def test_ray_transform_is_built_from_the_batch_and_cached():
+    from rim_monai.engines import RayTransformFromBatch
+
+    build = RayTransformFromBatch()
+    batch = {"geometry": ["fan", "fan"], "views": torch.tensor([6, 6]), "size": torch.tensor([16, 16])}
+    op = build(batch)
+    assert op.geometry == "fan" and op.domain_shape == (16, 16) and op.range_shape[0] == 6
+    assert build(batch) is op  # one operator per (geometry, size, views)
+    with pytest.raises(ValueError, match="share 'views'"):
+        build({**batch, "views": torch.tensor([6, 8])})
+    with pytest.raises(ValueError, match="missing key 'geometry'"):
+        build({"views": torch.tensor([6]), "size": torch.tensor([16])})
