@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
-import statistics
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
+
+from rim_monai.benchmarks.training_step import time_steps, write_report
 
 __all__ = ["CONTENDERS", "build_step", "measure", "main"]
 
@@ -71,20 +69,10 @@ def build_step(contender: str, batch: int, size: int, coils: int, steps: int = 8
 
 
 def measure(contenders: list[str], batch: int, size: int, coils: int, rounds: int, per_round: int, log=print) -> dict:
-    """Median CPU seconds per iteration of each contender, alternating ``rounds`` times ``per_round`` iterations."""
+    """Median CPU seconds per iteration of each contender, alternating ``rounds`` times ``per_round`` iterations
+    (:func:`~rim_monai.benchmarks.training_step.time_steps`)."""
     steps = {name: build_step(name, batch, size, coils) for name in contenders}
-    for step in steps.values():
-        step()  # warm-up (oneDNN primitive creation)
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    for r in range(rounds):
-        for name, step in steps.items():
-            start = time.process_time()
-            for _ in range(per_round):
-                step()
-            times[name].append((time.process_time() - start) / per_round)
-            log(f"round {r + 1}/{rounds} {name}: {times[name][-1]:.3f} CPU s/iteration")
-    result = {name: {"cpu_s_per_iteration": statistics.median(t), "iterations_per_cpu_minute": 60 / statistics.median(t),
-                     "samples": t} for name, t in times.items()}
+    result: dict = time_steps(steps, rounds, per_round, log)
     if "float32" in result and "fast" in result:
         result["speedup"] = result["float32"]["cpu_s_per_iteration"] / result["fast"]["cpu_s_per_iteration"]
     return result
@@ -93,7 +81,6 @@ def measure(contenders: list[str], batch: int, size: int, coils: int, rounds: in
 def main(argv: list[str] | None = None) -> dict:
     """Command line (module docstring)."""
     from rim_monai.benchmarks.operators import machine_info
-    from rim_monai.data.file_utils import atomic_write_text
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=4)
@@ -112,22 +99,13 @@ def main(argv: list[str] | None = None) -> dict:
     result = measure(args.contenders, args.batch, args.size, args.coils, args.rounds, args.per_round)
     report = {"machine": machine_info(), "batch": args.batch, "size": args.size, "coils": args.coils,
               "rounds": args.rounds, "per_round": args.per_round, "results": result}
-    lines = [f"# RIM training step (MRI bundle, {args.coils} coils, batch {args.batch} x {args.size}², T = 8)", "",
-             f"Machine: {report['machine']['cpu']}, torch {report['machine']['torch']}, "
-             f"{report['machine']['torch_threads']} thread(s). Median of {args.rounds} alternating rounds of "
-             f"{args.per_round} iterations, CPU time.", "",
-             "| contender | CPU s / iteration | iterations / CPU-minute |", "| --- | --- | --- |"]
-    for name in args.contenders:
-        r = result[name]
-        lines.append(f"| {name} | {r['cpu_s_per_iteration']:.3f} | {r['iterations_per_cpu_minute']:.1f} |")
-    if "speedup" in result:
-        lines += ["", f"Speed-up fast / float32: {result['speedup']:.2f}x"]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "rim_training_step.md", text)
-    atomic_write_text(out / "rim_training_step.json", json.dumps(report, indent=2) + "\n")
+    rows = [[name, f"{result[name]['cpu_s_per_iteration']:.3f}", f"{result[name]['iterations_per_cpu_minute']:.1f}"]
+            for name in args.contenders]
+    footer = [f"Speed-up fast / float32: {result['speedup']:.2f}x"] if "speedup" in result else []
+    write_report(args.out, "rim_training_step",
+                 f"RIM training step (MRI bundle, {args.coils} coils, batch {args.batch} x {args.size}², T = 8)",
+                 report, [f"Median of {args.rounds} alternating rounds of {args.per_round} iterations, CPU time."],
+                 ["contender", "CPU s / iteration", "iterations / CPU-minute"], rows, footer)
     return report
 
 
