@@ -356,9 +356,10 @@ def _background_power(k: torch.Tensor, lines: torch.Tensor) -> torch.Tensor:
         columns = torch.tensor([position[int(j)] for j in group], device=k.device)
         for r in rows:
             block = profile[..., r, :][..., columns]
-            if block.shape[-2] * block.shape[-1] >= 8:
+            if block.numel() > 0:
                 blocks.append((block.abs() ** 2).reshape(block.shape[0], -1))
-    return _pooled_median(blocks)
+    large = [block for block in blocks if block.shape[-1] >= 8]
+    return _pooled_median(large or blocks)  # small images: every block rather than none
 
 
 def _pooled_median(blocks: list[torch.Tensor]) -> torch.Tensor:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from rim_monai.data.simulate_mri import smooth_phase
-from rim_monai.operators import birdcage_maps, estimate_sensitivities, fft2c, mask_function
+from rim_monai.operators import birdcage_maps, estimate_sensitivities_or_none, fft2c, mask_function
 
 __all__ = ["AcquisitionSettings", "AcquisitionSampler", "simulate_acquisition", "varied_coil_maps", "ESPIRIT_LINES"]
 
@@ -175,7 +175,7 @@ def simulate_acquisition(
     sens, target = true_maps, image
     if settings.estimator != "true" and settings.coils > 1:
         narrow = round(fraction * width) < ESPIRIT_LINES  # ESPIRiT (kernel 6) loses the maps on fewer lines
-        estimated = _estimated_maps(kspace, "lowres" if narrow else settings.estimator)
+        estimated = estimate_sensitivities_or_none(kspace, "lowres" if narrow else settings.estimator)
         if estimated is not None:
             sens, target = estimated, _combined(image, true_maps, estimated)
     return {"kspace": kspace, "mask": mask[None], "sens": sens.to(torch.complex64),
@@ -193,14 +193,3 @@ def _combined(image: torch.Tensor, true_maps: torch.Tensor, estimated: torch.Ten
     combined = (estimated.conj() * true_maps).sum(0) * image
     covered = estimated.abs().square().sum(0) > 0.5
     return torch.where(covered, combined, image)
-
-
-def _estimated_maps(kspace: torch.Tensor, estimator: str) -> torch.Tensor | None:
-    """Maps estimated from the calibration region; ESPIRiT falls back to low-resolution maps when the region is
-    smaller than its kernel; ``None`` when there is no calibration region (an all-zero, noise-free k-space)."""
-    for method in dict.fromkeys((estimator, "lowres")):
-        try:
-            return estimate_sensitivities(kspace, method=method)
-        except ValueError:
-            continue
-    return None

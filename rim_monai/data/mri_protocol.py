@@ -33,7 +33,7 @@ from rim_monai.data.keys import Keys
 from rim_monai.data.protocol import DICOM_SCANS, NIFTI_SCANS, AcquisitionProtocol
 from rim_monai.data.scans import HDF5, ScanFormat
 from rim_monai.data.sensitivity import EstimateSensitivitiesd
-from rim_monai.data.simulate_mri import SimulateKSpaced
+from rim_monai.data.simulate_mri import SimulateKSpaced, check_map_estimator
 from rim_monai.data.undersample import UndersampleKSpaced
 from rim_monai.operators import MaskedFourier, mask_function
 
@@ -62,6 +62,9 @@ class MRIProtocol(AcquisitionProtocol):
         coils: simulated coil count.
         snr_db: k-space SNR of the simulation (``None``: no noise).
         seed: seed of the masks, phase and noise (``protocol(image)`` and the reconstruction datasets).
+        map_estimator: the coil maps of the operator. ``None``: for simulated data the true (birdcage) maps, for
+            measured k-space the low-resolution estimate; ``"lowres"`` or ``"espirit"``: maps estimated from the
+            calibration region with that method, for simulated and measured k-space alike (as a scanner would).
         training_accelerations, training_masks: the mix the training and validation items draw from
             (:meth:`training_simulation`).
 
@@ -92,8 +95,10 @@ class MRIProtocol(AcquisitionProtocol):
         seed: int = 0,
         training_accelerations: Sequence[float] = TRAINING_ACCELERATIONS,
         training_masks: Sequence[str] = TRAINING_MASKS,
+        map_estimator: str | None = None,
     ) -> None:
         super().__init__(seed)
+        self.map_estimator = check_map_estimator(map_estimator)
         for name in (mask_func, *training_masks):
             mask_function(name)  # an unknown name fails here, naming the registered ones
         if not training_masks or not training_accelerations:
@@ -113,6 +118,7 @@ class MRIProtocol(AcquisitionProtocol):
             center_fraction=self.center_fraction,
             mask_func=self.mask_func,
             snr_db=self.snr_db,
+            map_estimator=self.map_estimator,
         )
 
     def operator_for(self, batch: Mapping[str, Any], device: str | torch.device | None = None) -> MaskedFourier:
@@ -137,7 +143,8 @@ class MRIProtocol(AcquisitionProtocol):
             return super().read_scans(fmt, paths, slice_range, axis)
         undersample = UndersampleKSpaced(acceleration=self.acceleration, mask_func=self.mask_func,
                                          center_fraction=self.center_fraction, seed=self.seed)
-        return FastMRISliceDataset(paths, transform=Compose([undersample, EstimateSensitivitiesd()]),
+        maps = EstimateSensitivitiesd(method=self.map_estimator or "lowres")
+        return FastMRISliceDataset(paths, transform=Compose([undersample, maps]),
                                    slice_range=slice_range)
 
     def training_simulation(self) -> Callable:

@@ -25,9 +25,9 @@ from monai.transforms import MapTransform, Randomizable
 
 from rim_monai.data.file_utils import as_tensor
 from rim_monai.data.keys import Keys
-from rim_monai.operators import birdcage_maps, fft2c, mask_function
+from rim_monai.operators import birdcage_maps, estimate_sensitivities_or_none, fft2c, mask_function
 
-__all__ = ["smooth_phase", "SimulateKSpaced"]
+__all__ = ["smooth_phase", "SimulateKSpaced", "MAP_ESTIMATORS", "check_map_estimator"]
 
 
 def smooth_phase(
@@ -64,6 +64,16 @@ def smooth_phase(
     return (field * (max_phase / peak if peak > 0 else 0.0)).float()
 
 
+MAP_ESTIMATORS = (None, "lowres", "espirit")
+
+
+def check_map_estimator(map_estimator: str | None) -> str | None:
+    """``map_estimator`` when it is one of :data:`MAP_ESTIMATORS` (``None``: the true maps), else ``ValueError``."""
+    if map_estimator not in MAP_ESTIMATORS:
+        raise ValueError(f"map_estimator: expected None, 'lowres' or 'espirit', got {map_estimator!r}.")
+    return map_estimator
+
+
 def _choose(value: float | Sequence[float | None] | None, index: int) -> float | None:
     if value is None or isinstance(value, (int, float)):
         return value
@@ -93,6 +103,10 @@ class SimulateKSpaced(Randomizable, MapTransform):
         snr_db: SNR of the fully sampled coil k-space in dB; ``None``: no noise.
         max_phase: largest absolute synthetic phase in radians (0: real-valued target).
         phase_order: spatial frequency order of the phase (:func:`smooth_phase`).
+        map_estimator: ``None`` (default): the operator gets the true maps the k-space was simulated with;
+            ``"lowres"`` or ``"espirit"``: it gets maps *estimated* from the simulated calibration region
+            (:func:`~rim_monai.operators.estimate_sensitivities_or_none`), as for measured k-space (multi-coil only;
+            the true maps where the slice has no calibration signal). The target stays the simulated image.
         kspace_key, mask_key, sens_key, target_key: output keys.
 
     Raises:
@@ -117,6 +131,7 @@ class SimulateKSpaced(Randomizable, MapTransform):
         snr_db: float | None = None,
         max_phase: float = math.pi / 2,
         phase_order: int = 2,
+        map_estimator: str | None = None,
         kspace_key: str = Keys.KSPACE,
         mask_key: str = Keys.MASK,
         sens_key: str = Keys.SENS,
@@ -133,6 +148,7 @@ class SimulateKSpaced(Randomizable, MapTransform):
             )
         self.coils, self.accelerations, self.center_fraction = coils, accs, center_fraction
         self.mask_func = mask_function(mask_func)
+        self.map_estimator = check_map_estimator(map_estimator)
         self.snr_db, self.max_phase, self.phase_order = snr_db, max_phase, phase_order
         self.kspace_key, self.mask_key, self.sens_key, self.target_key = kspace_key, mask_key, sens_key, target_key
         self._seed = 0
@@ -193,7 +209,11 @@ class SimulateKSpaced(Randomizable, MapTransform):
                     torch.randn(full.shape, generator=generator), torch.randn(full.shape, generator=generator)
                 ) * (sigma / math.sqrt(2))
                 full = full + noise
-            d[self.kspace_key] = (full * mask).to(torch.complex64)
+            kspace = (full * mask).to(torch.complex64)
+            if self.map_estimator is not None and self.coils > 1 and d.get(self.sens_key) is None:
+                estimated = estimate_sensitivities_or_none(kspace, self.map_estimator)
+                sens = sens if estimated is None else estimated.to(torch.complex64)
+            d[self.kspace_key] = kspace
             d[self.mask_key] = mask[None].float()
             d[self.sens_key] = sens
             meta = dict(image.meta) if isinstance(image, MetaTensor) else {}

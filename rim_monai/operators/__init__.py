@@ -13,7 +13,12 @@ from rim_monai.operators.tomography import FBP_FILTERS, RayTransform, fbp_filter
 from rim_monai.operators.fourier import MaskedFourier, channels_to_complex, coil_combine, complex_to_channels, fft2c, ifft2c, rss
 from rim_monai.operators.masks import center_fraction_for, equispaced_mask, poisson_disc_mask, random_mask
 from rim_monai.operators.masks import MASK_FUNCTIONS, calibrated_poisson_disc_mask, mask_function
-from rim_monai.operators.coils import birdcage_maps, calibration_shape, estimate_sensitivities
+from rim_monai.operators.coils import (
+    birdcage_maps,
+    calibration_shape,
+    estimate_sensitivities,
+    estimate_sensitivities_or_none,
+)
 from rim_monai.operators.imaging import Blur, Downsample, RandomProjection, gaussian_kernel, imresize_matrix
 from rim_monai.operators.real_view import RealImageView
 from rim_monai.operators.base import OPTIONAL_ABILITIES, UnsupportedAbilityError, all_finite
@@ -47,6 +52,7 @@ __all__ = [
     "birdcage_maps",
     "calibration_shape",
     "estimate_sensitivities",
+    "estimate_sensitivities_or_none",
     "Blur",
     "Downsample",
     "RandomProjection",

@@ -23,7 +23,7 @@ import torch
 
 from rim_monai.operators.fourier import ifft2c, rss
 
-__all__ = ["birdcage_maps", "calibration_shape", "estimate_sensitivities"]
+__all__ = ["birdcage_maps", "calibration_shape", "estimate_sensitivities", "estimate_sensitivities_or_none"]
 
 
 def birdcage_maps(
@@ -261,3 +261,20 @@ def estimate_sensitivities(
         phase = torch.where(overlap == 0, torch.ones_like(overlap), torch.sgn(overlap))
         maps = eigen * phase.conj()
     return maps[0] if squeeze else maps
+
+
+def estimate_sensitivities_or_none(kspace: torch.Tensor, method: str = "lowres") -> torch.Tensor | None:
+    """:func:`estimate_sensitivities` with ``method``, falling back to ``"lowres"`` when the calibration region is
+    smaller than the ESPIRiT kernel; ``None`` when there is no calibration region at all (an all-zero, noise-free
+    k-space, e.g. a simulated empty slice).
+
+    Args:
+        kspace: complex ``(C, H, W)`` or ``(B, C, H, W)`` undersampled k-space with a fully sampled centre.
+        method: ``"lowres"`` or ``"espirit"``.
+    """
+    for name in dict.fromkeys((method, "lowres")):
+        try:
+            return estimate_sensitivities(kspace, method=name)
+        except ValueError:
+            continue
+    return None

@@ -92,6 +92,13 @@ def test_estimate_kspace_sigma_one_dimensional_masks(readout):
     assert float((sigma**2).mean().sqrt()) == pytest.approx(0.02, rel=0.1)
 
 
+def test_estimate_kspace_sigma_small_image_pools_the_small_blocks():
+    mask = random_mask((32, 32), 4, seed=0)  # background blocks of fewer than 8 values each
+    y, A = _kspace(mask, 0.02, n=32)
+    sigma = estimate_kspace_sigma(y, A.mask)
+    assert sigma.shape == (1, 4) and bool(((sigma / 0.02 - 1).abs() < 0.6).all()), sigma
+
+
 def test_estimate_kspace_sigma_two_dimensional_mask_falls_back_to_the_corners():
     mask = poisson_disc_mask((128, 128), 3, seed=0).float()
     y, A = _kspace(mask, 0.05)

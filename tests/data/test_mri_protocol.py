@@ -112,3 +112,18 @@ def test_sample_file_is_fastmri_layout(tmp_path):
     assert data["reconstruction_rss"].shape == (2, 16, 16)
     with pytest.raises(FileExistsError):
         make_mri_sample(path)
+
+
+def test_map_estimator_reaches_simulated_and_measured_kspace(tmp_path):
+    image = torch.rand(48, 48, generator=torch.Generator().manual_seed(0)) + 0.5
+    true_maps = MRIProtocol(coils=4)(image)[1].sens
+    for estimator in ("lowres", "espirit"):
+        protocol = MRIProtocol(coils=4, acceleration=2, center_fraction=0.3, map_estimator=estimator)
+        assert not torch.allclose(protocol(image)[1].sens, true_maps)
+    make_mri_sample(tmp_path / "scan.h5", shape=(48, 48), coils=4, slices=1)
+    read = {e: MRIProtocol(acceleration=2, center_fraction=0.3, map_estimator=e).read_scans(
+        "kspace", [tmp_path / "scan.h5"], None, -1)[0]["sens"] for e in (None, "lowres", "espirit")}
+    torch.testing.assert_close(read[None], read["lowres"])  # measured k-space: low-resolution maps by default
+    assert not torch.allclose(read["lowres"], read["espirit"])
+    with pytest.raises(ValueError, match="map_estimator"):
+        MRIProtocol(map_estimator="true")

@@ -104,3 +104,22 @@ def test_bad_arguments():
         SimulateKSpaced(mask_func="spiral")
     with pytest.raises(ValueError, match="center_fraction"):
         SimulateKSpaced(acceleration=[4, 8], center_fraction=[0.08])
+
+
+@pytest.mark.parametrize("estimator", ["lowres", "espirit"])
+def test_map_estimator_gives_the_operator_maps_estimated_from_the_calibration_region(estimator):
+    sim = SimulateKSpaced(coils=8, acceleration=4, center_fraction=0.25, snr_db=None, map_estimator=estimator)
+    out = sim.set_random_state(0)({"image": _image((48, 48)) + 0.5})
+    truth = birdcage_maps(8, (48, 48))
+    assert not torch.allclose(out["sens"], truth)  # estimated, not the simulation's maps
+    assert torch.allclose(out["sens"].abs().square().sum(0), torch.ones(48, 48), atol=1e-3)
+    # the estimate agrees with the truth up to one phase per pixel
+    overlap = (out["sens"].conj() * truth).sum(0).abs()
+    assert float(overlap.mean()) > 0.95
+    single = SimulateKSpaced(coils=1, acceleration=4, map_estimator=estimator).set_random_state(0)
+    assert torch.equal(single({"image": _image()})["sens"], torch.ones(1, 32, 24, dtype=torch.complex64))
+
+
+def test_map_estimator_bad_name():
+    with pytest.raises(ValueError, match="map_estimator"):
+        SimulateKSpaced(map_estimator="sense")

@@ -13,6 +13,7 @@ from rim_monai.operators import (
     birdcage_maps,
     calibration_shape,
     estimate_sensitivities,
+    estimate_sensitivities_or_none,
     fft2c,
     ifft2c,
     poisson_disc_mask,
@@ -166,3 +167,13 @@ def test_real_bart_brain_zero_filled_coil_combination():
     assert 0.3 < float(head.float().mean()) < 0.95
     agreement = (maps["lowres"].conj() * maps["espirit"]).sum(dim=0).abs()[head]
     assert float(agreement.mean()) > 0.98
+
+
+def test_estimation_or_none_falls_back_and_reports_a_missing_calibration_region():
+    x = torch.rand(32, 32, generator=torch.Generator().manual_seed(0)) + 0.5
+    kspace = fft2c(birdcage_maps(4, (32, 32)) * x) * (torch.arange(32).sub(16).abs() < 3).float()  # 6 centre lines
+    with pytest.raises(ValueError):
+        estimate_sensitivities(kspace, method="espirit")  # fewer lines than the ESPIRiT kernel needs
+    torch.testing.assert_close(estimate_sensitivities_or_none(kspace, "espirit"),
+                               estimate_sensitivities(kspace, method="lowres"))
+    assert estimate_sensitivities_or_none(torch.zeros(4, 32, 32, dtype=torch.complex64)) is None
