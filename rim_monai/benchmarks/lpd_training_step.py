@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rim_monai.benchmarks.training_step import time_steps, write_report
+from rim_monai.benchmarks.training_step import add_timing_arguments, time_steps, write_report
 
 __all__ = ["CONTENDERS", "build_step", "measure", "main"]
 
@@ -97,12 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
     from rim_monai.benchmarks.operators import machine_info
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--per_round", type=int, default=3)
-    parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS))
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--quick", action="store_true", help="2 rounds of 1 iteration at 1/8 of the sizes and views")
-    parser.add_argument("--out", default="docs/benchmarks")
+    add_timing_arguments(parser, list(CONTENDERS), "2 rounds of 1 iteration at 1/8 of the sizes and views")
     args = parser.parse_args(argv)
     scale = 8 if args.quick else 1
     if args.quick:

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from rim_monai.benchmarks.training_step import time_steps, write_report
+from rim_monai.benchmarks.training_step import add_timing_arguments, time_steps, write_report
 
 __all__ = ["CONTENDERS", "build_step", "measure", "main"]
 
@@ -86,12 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--coils", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--per_round", type=int, default=3)
-    parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS))
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--quick", action="store_true", help="2 rounds of 1 iteration at 32x32")
-    parser.add_argument("--out", default="docs/benchmarks")
+    add_timing_arguments(parser, list(CONTENDERS), "2 rounds of 1 iteration at 32x32")
     args = parser.parse_args(argv)
     if args.quick:
         args.size, args.rounds, args.per_round = 32, 2, 1

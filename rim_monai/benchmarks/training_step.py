@@ -10,6 +10,7 @@ time would. :func:`write_report` writes the markdown table and the JSON report u
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import time
@@ -17,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["time_steps", "write_report"]
+__all__ = ["time_steps", "write_report", "add_timing_arguments"]
 
 
 def time_steps(
@@ -90,3 +91,20 @@ def write_report(out: str | Path, stem: str, title: str, report: Mapping[str, An
     atomic_write_text(folder / f"{stem}.md", text)
     atomic_write_text(folder / f"{stem}.json", json.dumps(report, indent=2) + "\n")
     return text
+
+
+def add_timing_arguments(parser: argparse.ArgumentParser, contenders: Sequence[str], quick: str) -> argparse.ArgumentParser:
+    """The options every training-step benchmark takes: ``--rounds`` (5), ``--per_round`` (3), ``--contenders``
+    (all of ``contenders``), ``--threads`` (1), ``--quick`` (its help: ``quick``) and ``--out`` (``docs/benchmarks``).
+
+    Example:
+        >>> add_timing_arguments(argparse.ArgumentParser(), ["a", "b"], "tiny").parse_args([]).contenders
+        ['a', 'b']
+    """
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--per_round", type=int, default=3)
+    parser.add_argument("--contenders", nargs="+", default=list(contenders), choices=list(contenders))
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--out", default="docs/benchmarks")
+    return parser
