@@ -203,7 +203,9 @@ def tv_pdhg(
         tol: relative primal change below which a sample stops (0 runs all iterations); ``None``: :data:`TOL_FIXED`
             or, with ``balance``, :data:`TOL_BALANCED`.
         nonneg: constrain :math:`x \ge 0` (real images only).
-        callback: ``callback(k, x_k)`` after iteration ``k = 1, 2, ...``; it must not modify ``x_k`` in place.
+        callback: ``callback(k, x_k)`` after iteration ``k = 1, 2, ...``; it must not modify ``x_k`` in place. It may
+            return a per-sample bool tensor (the leading dimensions of :math:`x`): those samples stop as if they had
+            met ``tol`` (``None`` stops none).
         x0: initial estimate shaped like :math:`A^H y` (default zeros; with ``lam=None`` the weight search's last
             iterate).
         sigma: with ``lam=None``: Gaussian noise standard deviation per measured entry, when known.
@@ -344,9 +346,11 @@ class _PrimalDual:
             x_bar = torch.where(keep_x, 2 * x_new - x, x_bar)
             ax_bar = torch.where(keep_u, 2 * ax_new - ax, ax_bar)
             x, ax = torch.where(keep_x, x_new, x), torch.where(keep_u, ax_new, ax)
-            if callback is not None:
-                callback(k, x)
             active = active & (change > tol * size)
+            if callback is not None:
+                stop = callback(k, x)
+                if stop is not None:  # the callback may stop samples (a per-sample bool tensor)
+                    active = active & ~torch.as_tensor(stop, dtype=torch.bool, device=x.device).expand(self.batch)
             if not bool(active.any()):
                 break
         return x

@@ -95,6 +95,18 @@ def test_stopping_rule():
     assert seen == list(range(1, len(seen) + 1)) and 10 < len(seen) < 5000
 
 
+def test_callback_stops_samples():
+    """A callback that returns a per-sample mask stops those samples where they are; the others go on."""
+    img = squares_phantom(16, dtype=torch.float64)
+    y = torch.stack([_noisy(img, 0.1, seed=s) for s in (0, 1)])[:, None]
+    stop_first = lambda k, x: torch.tensor([[k >= 7], [False]])  # noqa: E731  (batch (2, 1))
+    both = tv_pdhg(y, Identity((16, 16)), lam=0.1, iterations=30, tol=0.0, callback=stop_first)
+    first = tv_pdhg(y[:1], Identity((16, 16)), lam=0.1, iterations=7, tol=0.0)
+    second = tv_pdhg(y[1:], Identity((16, 16)), lam=0.1, iterations=30, tol=0.0)
+    torch.testing.assert_close(both[:1], first, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(both[1:], second, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize(
     "kwargs, name",
     [({"lam": -0.1}, "lam"), ({"iterations": 0}, "iterations"), ({"tol": -1.0}, "tol"),
