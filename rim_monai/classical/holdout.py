@@ -16,7 +16,10 @@ undersampled, which biases the choice towards a slightly larger weight (measured
 :func:`split_measurements` makes the split (deterministic: every 5th unit in order of :math:`|k|`, so every
 frequency band keeps 80 %), :func:`choose_tv_weight_holdout` searches :math:`\lambda = c\,\mu s`
 (:func:`~rim_monai.classical.default_weight_scale` of the full data) by continuation down a grid of :math:`c`
-(halving, warm starts) and refines the minimum of :math:`E_h` by a parabola in :math:`\log c`.
+(:data:`HOLDOUT_GRID`, halving; each candidate warm-started from the one before and run until its :math:`E_h`
+settles) and refines the minimum of :math:`E_h` by a parabola in :math:`\log c`. Candidates must be compared
+converged: with a fixed budget per candidate (300 iterations) small weights, which converge slowest, score worse than
+they are and the choice was up to 1.2 dB below the best weight at 40 dB SNR (``docs/classical.md``).
 """
 
 from __future__ import annotations
@@ -31,15 +34,24 @@ from rim_monai.classical.batching import check_measurements, expand, format_per_
 from rim_monai.classical.noise import readout_axis, reduce_to
 from rim_monai.operators.fourier import MaskedFourier
 
-__all__ = ["HOLDOUT_FRACTION", "HOLDOUT_GRID", "split_measurements", "choose_tv_weight_holdout", "supports_holdout"]
+__all__ = ["HOLDOUT_FRACTION", "HOLDOUT_GRID", "HOLDOUT_RTOL", "HOLDOUT_WINDOW", "HOLDOUT_MAX_ITERATIONS",
+           "HOLDOUT_PATIENCE", "split_measurements", "choose_tv_weight_holdout", "supports_holdout"]
 
 logger = logging.getLogger(__name__)
 
 #: fraction of the sampled units outside the fully sampled centre that is held out
 HOLDOUT_FRACTION: float = 0.2
-#: the coarse grid of the weight factor c (factor 4); the search then tries the best one times 1/2 and 2. It reaches
-#: down to 0.0001875: at 40 dB SNR the best weight of some real images lies below 0.0015 (docs/classical.md)
-HOLDOUT_GRID: tuple[float, ...] = (0.0001875, 0.00075, 0.003, 0.012, 0.048, 0.192, 0.768)
+#: the weight factors c the search descends (factor 2, 0.768 down to 0.0001875): at 40 dB SNR the best weight of some
+#: real images lies below 0.0015 (docs/classical.md)
+HOLDOUT_GRID: tuple[float, ...] = tuple(0.0001875 * 2**k for k in range(13))
+#: a candidate has converged when its held-out error changed by at most this (relative) over HOLDOUT_WINDOW iterations
+HOLDOUT_RTOL: float = 1e-3
+#: iterations between two checks of a candidate's held-out error
+HOLDOUT_WINDOW: int = 50
+#: TV iterations per candidate at most
+HOLDOUT_MAX_ITERATIONS: int = 2000
+#: the descent stops after this many candidates in a row without a new minimum of the held-out error
+HOLDOUT_PATIENCE: int = 2
 # fewest outer units for a hold-out split (below it, the discrepancy principle is used)
 _MIN_UNITS = 5
 
@@ -159,30 +171,34 @@ def _parabola_minimum(u: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
 
 
 def choose_tv_weight_holdout(y: torch.Tensor, operator: MaskedFourier, nonneg: bool = False,
-                             iterations: int = 300, fraction: float = HOLDOUT_FRACTION
-                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                             iterations: int = HOLDOUT_MAX_ITERATIONS, fraction: float = HOLDOUT_FRACTION,
+                             rtol: float = HOLDOUT_RTOL) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     r"""TV weight :math:`\lambda = c\,\mu s` per sample that best predicts held-out k-space (module docstring).
 
-    Search: the 7 weights of :data:`HOLDOUT_GRID` (factor 4), then the best one times 1/2 and 2, each a TV run of
-    ``iterations`` on the training data from the same start (:func:`~rim_monai.classical.parameter_choice.
-    initial_estimate`), so that all candidates are compared after the same number of iterations (warm starts from
-    one candidate to the next were measured to bias the choice: short runs from a smooth start look better than they
-    are); then the parabola through the best of the three and its neighbours in :math:`\log c`. That is
-    ``9 * iterations`` TV iterations per sample (batched).
+    Search: continuation down :data:`HOLDOUT_GRID` (factor 2) from its largest :math:`c`, each candidate a TV run on
+    the training data warm-started from its larger neighbour's reconstruction (the first from
+    :func:`~rim_monai.classical.parameter_choice.initial_estimate`), run until its held-out error :math:`E_h`
+    changes by at most ``rtol`` relative over :data:`HOLDOUT_WINDOW` iterations (at most ``iterations``), so that
+    candidates are compared converged: with a fixed budget the small weights, which converge slowest, lose. A sample
+    stops descending once :math:`E_h` has risen :data:`HOLDOUT_PATIENCE` candidates in a row past its minimum (or at
+    the grid's end); then the parabola through the minimum and its neighbours in :math:`\log c`.
 
     Args:
         y: k-space ``(*batch, *operator.range_shape)``.
         operator: the MRI operator (:func:`supports_holdout`).
         nonneg: solve with :math:`x \ge 0`.
-        iterations: TV iterations per candidate (> 0).
+        iterations: TV iterations per candidate at most (> 0).
         fraction: held-out fraction of the outer units.
+        rtol: relative change of :math:`E_h` per :data:`HOLDOUT_WINDOW` iterations below which a candidate has
+            converged (> 0).
 
     Returns:
         ``(lam, weight, x)``: :math:`\lambda` and :math:`c` per sample (leading dimensions of :math:`A^H y`), and the
         training reconstruction at the best candidate (a warm start for the final solve).
 
     Raises:
-        ValueError: naming ``operator`` when it does not support the split, or ``iterations`` / ``fraction``.
+        ValueError: naming ``operator`` when it does not support the split, or ``iterations`` / ``fraction`` /
+            ``rtol``.
     """
     from rim_monai.classical.parameter_choice import initial_estimate
     from rim_monai.classical.tv import default_weight_scale
@@ -190,6 +206,8 @@ def choose_tv_weight_holdout(y: torch.Tensor, operator: MaskedFourier, nonneg: b
     check_measurements(y, operator)
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
         raise ValueError(f"iterations: expected a positive integer, got {iterations!r}.")
+    if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not 0 < rtol < 1:
+        raise ValueError(f"rtol: expected a number in (0, 1), got {rtol!r}.")
     split = split_measurements(operator, fraction) if isinstance(operator, MaskedFourier) else None
     if split is None:
         raise ValueError("operator: hold-out validation needs a MaskedFourier with at least 5 sampled lines (or "
@@ -201,29 +219,31 @@ def choose_tv_weight_holdout(y: torch.Tensor, operator: MaskedFourier, nonneg: b
         b = operator.adjoint(y)
         batch = tuple(b.shape[: b.ndim - nd])
         scale = default_weight_scale(y, operator, b).double()
-        start = initial_estimate(problem.y_train, problem.train_op, nonneg)
-        shape = (-1,) + (1,) * len(batch)
-        coarse = torch.log(torch.tensor(HOLDOUT_GRID, dtype=torch.float64, device=b.device)).reshape(shape)
-        coarse = coarse.expand(-1, *batch)
-        x, e = problem.scores(torch.exp(coarse) * scale, start, iterations)
-        centre = torch.gather(coarse, 0, e.argmin(dim=0)[None])[0]
-        best_x = _take(x, e.argmin(dim=0), nd)
-        offsets = math.log(2.0) * torch.tensor([-1.0, 1.0], dtype=torch.float64, device=b.device).reshape(shape)
-        x2, e2 = problem.scores(torch.exp(centre[None] + offsets) * scale, start, iterations)
-        e3 = torch.stack((e2[0], e.min(dim=0).values, e2[1]))
-        steps = math.log(2.0) * torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64, device=b.device)
-        weight = torch.exp(centre + _parabola_minimum(steps, e3))
+        x = initial_estimate(problem.y_train, problem.train_op, nonneg)
+        grid = torch.tensor(HOLDOUT_GRID, dtype=torch.float64, device=b.device)
+        e = torch.full((len(HOLDOUT_GRID),) + batch, math.inf, dtype=torch.float64, device=b.device)
+        best_x, best_e = x, torch.full(batch, math.inf, dtype=torch.float64, device=b.device)
+        rises = torch.zeros(batch, dtype=torch.long, device=b.device)
+        done = torch.zeros(batch, dtype=torch.bool, device=b.device)
+        total = 0
+        for j in range(len(HOLDOUT_GRID) - 1, -1, -1):
+            x_new, e_new, used = problem.converge(grid[j] * scale, x, done, iterations, rtol)
+            total += used
+            x = torch.where(expand(done, nd), x, x_new)
+            e[j] = torch.where(done, e[j], e_new)
+            better = ~done & (e_new < best_e)
+            best_x = torch.where(expand(better, nd), x, best_x)
+            best_e = torch.where(better, e_new, best_e)
+            rises = torch.where(better, torch.zeros_like(rises), rises + (~done).long())
+            done = done | (rises >= HOLDOUT_PATIENCE)
+            if bool(done.all()):
+                break
+        steps = torch.log(grid)
+        weight = torch.exp(_parabola_minimum(steps - steps[0], e) + steps[0])
         lam = (weight * scale).to(b.real.dtype)
-        for i, better in enumerate((e2[0] < e3[1], e2[1] < torch.minimum(e3[1], e2[0]))):
-            best_x = torch.where(expand(better, nd), x2[i], best_x)
-    logger.info("TV weight by k-space hold-out validation (%d of the sampled units held out): c = %s, lambda = %s",
-                int(held.sum()), format_per_sample(weight), format_per_sample(lam))
+    logger.info("TV weight by k-space hold-out validation (%d of the sampled units held out, %d TV iterations): c = "
+                "%s, lambda = %s", int(held.sum()), total, format_per_sample(weight), format_per_sample(lam))
     return lam, weight.to(b.real.dtype), best_x
-
-
-def _take(x: torch.Tensor, index: torch.Tensor, nd: int) -> torch.Tensor:
-    """``x[index[s], s]`` per sample ``s`` of a candidate stack ``x`` (K, *batch, *domain)."""
-    return torch.gather(x, 0, expand(index, nd)[None].expand(1, *x.shape[1:]))[0]
 
 
 @dataclass
@@ -237,13 +257,29 @@ class _HoldoutProblem:
     held: torch.Tensor
     nonneg: bool
 
-    def scores(self, lam: torch.Tensor, start: torch.Tensor, iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """TV on the training data for each candidate weight ``lam`` (K, *batch) from ``start``; ``(x, E_h)``."""
+    def error(self, x: torch.Tensor) -> torch.Tensor:
+        """The held-out error :math:`E_h` of reconstructions ``x`` per sample (float64)."""
+        error = ((self.operator(x) - self.y) * self.held).abs() ** 2
+        batch = tuple(x.shape[: x.ndim - len(self.operator.domain_shape)])
+        return reduce_to(error.double(), len(self.operator.range_shape), batch)
+
+    def converge(self, lam: torch.Tensor, start: torch.Tensor, frozen: torch.Tensor, iterations: int, rtol: float
+                 ) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """TV on the training data at ``lam`` (per sample) from ``start`` until :math:`E_h` settles: a sample stops
+        when its :math:`E_h` changed by at most ``rtol`` relative over the last :data:`HOLDOUT_WINDOW` iterations
+        (``frozen`` samples at once); ``(x, E_h, iterations run)``."""
         from rim_monai.classical.tv import tv_pdhg
 
-        k = lam.shape[0]
-        yk = self.y_train.expand(k, *self.y_train.shape).contiguous()
-        x = tv_pdhg(yk, self.train_op, lam=lam.to(start.real.dtype), iterations=iterations, tol=0.0,
-                    nonneg=self.nonneg, x0=start.expand(k, *start.shape).contiguous())
-        error = ((self.operator(x) - self.y) * self.held).abs() ** 2
-        return x, reduce_to(error.double(), len(self.operator.range_shape), tuple(lam.shape))
+        state = {"last": None, "k": 0}
+
+        def settled(k: int, x: torch.Tensor) -> torch.Tensor | None:
+            state["k"] = k
+            if k % HOLDOUT_WINDOW:
+                return frozen if k == 1 else None
+            e, last = self.error(x), state["last"]
+            state["last"] = e
+            return None if last is None else (last - e).abs() <= rtol * e
+
+        x = tv_pdhg(self.y_train, self.train_op, lam=lam.to(start.real.dtype), iterations=iterations, tol=0.0,
+                    nonneg=self.nonneg, x0=start, callback=settled)
+        return x, self.error(x), state["k"]

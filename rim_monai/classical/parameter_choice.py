@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 
 from rim_monai.classical.batching import check_measurements, expand, format_per_sample
-from rim_monai.classical.holdout import choose_tv_weight_holdout, supports_holdout
+from rim_monai.classical.holdout import HOLDOUT_MAX_ITERATIONS, choose_tv_weight_holdout, supports_holdout
 from rim_monai.classical.noise import NoiseModel, estimate_noise, reduce_to
 from rim_monai.operators.base import LinearOperator
 
@@ -188,8 +188,9 @@ def choose_tv_weight(
         tau: the discrepancy factor :math:`\tau` (default :data:`TAU_TV`).
         nonneg: solve with :math:`x \ge 0` (as the final solve will).
         x0: warm start shaped like :math:`A^H y` (default :func:`initial_estimate`).
-        search_iterations: TV iterations per search step (> 0); ``None``: 100 (discrepancy), 300 (hold-out, where
-            every candidate starts afresh).
+        search_iterations: TV iterations per search step (> 0); ``None``: 100 (discrepancy), or for hold-out the cap
+            per candidate :data:`~rim_monai.classical.holdout.HOLDOUT_MAX_ITERATIONS` = 2000 (each candidate runs
+            until its held-out error settles).
         max_evaluations: search steps at most (> 0).
         rtol: stop when the ratio residual / target is within ``1 ± rtol``.
         min_weight: lower bound of :math:`c` (:data:`MIN_TV_WEIGHT`).
@@ -220,7 +221,7 @@ def choose_tv_weight(
     check_measurements(y, operator)
     holdout = method == "holdout" or (method == "auto" and supports_holdout(operator))
     if search_iterations is None:
-        search_iterations = 300 if holdout else 100
+        search_iterations = HOLDOUT_MAX_ITERATIONS if holdout else 100
     for name, value in (("search_iterations", search_iterations), ("max_evaluations", max_evaluations)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name}: expected a positive integer, got {value!r}.")
