@@ -50,37 +50,39 @@ def _psnr_mri(x: torch.Tensor, ref: torch.Tensor) -> float:
 
 
 def _timed(fn):
-    start = time.perf_counter()
+    """``(fn(), CPU seconds of this process)``: CPU time, not wall time, because the machine is shared."""
+    start = time.process_time()
     out = fn()
-    return out, time.perf_counter() - start
+    return out, time.process_time() - start
 
 
 def _grid(case, grid, nonneg: bool, psnr) -> tuple[list[float], float]:
-    """PSNR of TV at every grid weight (one batched call, each sample with its own weight; default stopping rule)."""
+    """PSNR of TV at every grid weight (one call per weight from the same start; default stopping rule)."""
     scale = default_weight_scale(case.y, case.A)
-    k = len(grid)
-    yk = case.y.expand(k, *case.y.shape[1:]).contiguous()
-    lam = torch.tensor(grid, dtype=scale.dtype).reshape(k, *([1] * (scale.ndim - 1))) * scale
-    x0 = initial_estimate(yk, case.A, nonneg)
-    (x, seconds) = _timed(lambda: tv_pdhg(yk, case.A, lam=lam, nonneg=nonneg, x0=x0))
-    return [psnr(x[i : i + 1], case.x) for i in range(k)], seconds
+    x0 = initial_estimate(case.y, case.A, nonneg)
+    return _timed(lambda: [psnr(tv_pdhg(case.y, case.A, lam=c * scale, nonneg=nonneg, x0=x0), case.x) for c in grid])
 
 
-def _tv_row(case, grid, nonneg: bool, psnr) -> dict:
+def _tv_row(case, grid, nonneg: bool, psnr, known: dict | None = None, old: bool = True) -> dict:
+    """The default TV, the best grid weight (or ``known``: the best of an earlier run's grid) and the old default."""
     scale = default_weight_scale(case.y, case.A)
     (x_def, lam), t_def = _timed(lambda: tv_pdhg(case.y, case.A, nonneg=nonneg, return_weight=True))
-    x_old, t_old = _timed(lambda: tv_pdhg(case.y, case.A, lam=DEFAULT_TV_WEIGHT * scale, nonneg=nonneg,
-                                          x0=initial_estimate(case.y, case.A, nonneg)))
-    scores, t_grid = _grid(case, grid, nonneg, psnr)
-    best = max(range(len(grid)), key=lambda i: scores[i])
-    return {
-        "tv_default": psnr(x_def, case.x), "c_default": float((lam / scale).flatten()[0]), "s_default": t_def,
-        "tv_best": scores[best], "c_best": grid[best], "grid": dict(zip(map(str, grid), scores)), "s_grid": t_grid,
-        "tv_old": psnr(x_old, case.x), "s_old": t_old,
-    }
+    row = {"tv_default": psnr(x_def, case.x), "c_default": float((lam / scale).flatten()[0]), "s_default": t_def}
+    if known is not None:
+        row |= {k: known[k] for k in ("tv_best", "c_best")} | {"grid_from": known["source"]}
+    else:
+        scores, t_grid = _grid(case, grid, nonneg, psnr)
+        best = max(range(len(grid)), key=lambda i: scores[i])
+        row |= {"tv_best": scores[best], "c_best": grid[best], "grid": dict(zip(map(str, grid), scores)),
+                "s_grid": t_grid}
+    if old:
+        x_old, t_old = _timed(lambda: tv_pdhg(case.y, case.A, lam=DEFAULT_TV_WEIGHT * scale, nonneg=nonneg,
+                                              x0=initial_estimate(case.y, case.A, nonneg)))
+        row |= {"tv_old": psnr(x_old, case.x), "s_old": t_old}
+    return row
 
 
-def ct_rows(root: Path, names=None, doses=(1e3, 1e4, 1e5), log=print) -> list[dict]:
+def ct_rows(root: Path, names=None, doses=(1e3, 1e4, 1e5), log=print, sink=None, old: bool = True) -> list[dict]:
     """One row per CT slice and dose (see the module docstring)."""
     rows = []
     for name, (path, role) in CT_FILES.items():
@@ -91,15 +93,18 @@ def ct_rows(root: Path, names=None, doses=(1e3, 1e4, 1e5), log=print) -> list[di
             case = simulate_ct(hu, photons)
             row = {"task": "CT", "image": name, "role": role, "setting": f"I0 = {photons:.0e}",
                    "baseline": _psnr_ct(case.A.fbp(case.y, filter="hann"), case.x), "baseline_name": "FBP"}
-            row |= _tv_row(case, CT_GRID, True, _psnr_ct)
+            row |= _tv_row(case, CT_GRID, True, _psnr_ct, old=old)
             rows.append(row)
             log(_line(row))
+            if sink is not None:
+                sink(row)
     return rows
 
 
 def mri_rows(root: Path, names=None, settings=((4, 25.0), (4, 40.0), (8, 25.0), (8, 40.0)), size: int = 192,
-             log=print) -> list[dict]:
-    """One row per MR image, acceleration and SNR (see the module docstring)."""
+             log=print, sink=None, known: dict | None = None, old: bool = True) -> list[dict]:
+    """One row per MR image, acceleration and SNR (see the module docstring); ``known`` maps ``(image, setting)`` to
+    the best grid weight of an earlier run (``tv_best``, ``c_best``, ``source``), which is then not recomputed."""
     rows = []
     for name, (path, how, role) in MRI_FILES.items():
         if names and not any(n in name for n in names):
@@ -111,37 +116,89 @@ def mri_rows(root: Path, names=None, settings=((4, 25.0), (4, 40.0), (8, 25.0), 
                    "baseline": _psnr_mri(zero_filled(case.y, case.A), case.x), "baseline_name": "zero-filled"}
             (x_cg, history), t_cg = _timed(lambda: cg_normal(case.y, case.A, return_history=True))
             row |= {"cg_default": _psnr_mri(x_cg, case.x), "cg_iterations": len(history) - 1, "s_cg": t_cg}
-            row |= _tv_row(case, MRI_GRID, False, _psnr_mri)
+            reuse = (known or {}).get((name, row["setting"]))
+            row |= _tv_row(case, MRI_GRID, False, _psnr_mri, known=reuse, old=old)
             rows.append(row)
             log(_line(row))
+            if sink is not None:
+                sink(row)
     return rows
+
+
+def _old(r: dict) -> str:
+    return f"{r['tv_old']:.2f}" if "tv_old" in r else "—"
+
+
+def _best(r: dict) -> str:
+    return f"{r['tv_best']:.2f} ({r['c_best']:g}){' *' if 'grid_from' in r else ''}"
 
 
 def _line(r: dict) -> str:
     cg = f" | CG {r['cg_default']:.2f} ({r['cg_iterations']} it)" if "cg_default" in r else ""
     return (f"{r['task']} {r['image']} [{r['role']}] {r['setting']}: {r['baseline_name']} {r['baseline']:.2f}{cg} | "
-            f"TV default {r['tv_default']:.2f} (c={r['c_default']:.3g}, {r['s_default']:.0f}s) best {r['tv_best']:.2f} "
-            f"(c={r['c_best']:g}) old {r['tv_old']:.2f}")
+            f"TV default {r['tv_default']:.2f} (c={r['c_default']:.3g}, {r['s_default']:.0f} CPU s) best {_best(r)} "
+            f"old {_old(r)}")
 
 
-def to_markdown(rows: list[dict], machine: str, command: str) -> str:
-    """The evidence table (markdown)."""
+def to_markdown(rows: list[dict], machine: str, command: str, runs: list[str] | None = None) -> str:
+    """The evidence table (markdown); ``*``: best grid weight taken from an earlier run (``grid_from``); with
+    ``runs`` (merged tables) a column numbers the run each row comes from."""
+    run_col = ("| run ", "| --- ") if runs else ("", "")
     lines = [f"Command: `{command}`  ", f"Machine: {machine}", "",
              "| task | image | role | setting | FBP / zero-filled | CG-SENSE default (its) | TV default (c, s) | "
-             "best grid TV (c) | default − best | old default c = 0.05 |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             f"best grid TV (c) | default − best | old default c = 0.05 {run_col[0]}|",
+             f"| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- {run_col[1]}|"]
     for r in rows:
         cg = f"{r['cg_default']:.2f} ({r['cg_iterations']})" if "cg_default" in r else "—"
+        run = f" {r.get('run', '')} |" if runs else ""
         lines.append(
             f"| {r['task']} | {r['image']} | {r['role']} | {r['setting']} | {r['baseline']:.2f} | {cg} | "
-            f"{r['tv_default']:.2f} ({r['c_default']:.3g}, {r['s_default']:.0f}) | {r['tv_best']:.2f} ({r['c_best']:g}) | "
-            f"{r['tv_default'] - r['tv_best']:+.2f} | {r['tv_old']:.2f} |")
-    worst = min(r["tv_default"] - r["tv_best"] for r in rows)
-    lines += ["", f"Worst default − best: {worst:+.2f} dB."]
+            f"{r['tv_default']:.2f} ({r['c_default']:.3g}, {r['s_default']:.0f}) | {_best(r)} | "
+            f"{r['tv_default'] - r['tv_best']:+.2f} | {_old(r)} |{run}")
+    lines.append("")
+    for task in sorted({r["task"] for r in rows}):
+        worst = min(r["tv_default"] - r["tv_best"] for r in rows if r["task"] == task)
+        count = sum(r["task"] == task for r in rows)
+        lines.append(f"{task}: {count} rows, worst default − best {worst:+.2f} dB.  ")
     cg = [r["cg_default"] - r["baseline"] for r in rows if "cg_default" in r]
     if cg:
-        lines.append(f"Worst CG-SENSE default − zero-filled: {min(cg):+.2f} dB.")
+        lines.append(f"Worst CG-SENSE default − zero-filled: {min(cg):+.2f} dB.  ")
+    sources = sorted({r["grid_from"] for r in rows if "grid_from" in r})
+    if sources:
+        lines.append("\\* best grid weight not recomputed, taken from " + "; ".join(sources) + ".")
+    if runs:
+        lines += ["", "Runs:", ""] + [f"{i}. `{c}`" for i, c in enumerate(runs, start=1)]
     return "\n".join(lines) + "\n"
+
+
+def _settings(text: str) -> tuple[tuple[int, float], ...]:
+    """``"4x25,8x40"`` -> ``((4, 25.0), (8, 40.0))``."""
+    return tuple((int(a), float(b)) for a, b in (item.split("x") for item in text.split(",") if item))
+
+
+def _merge(files: list[str]) -> tuple[list[dict], list[str]]:
+    """The rows of earlier runs' JSON files, each marked with its run's number (``run``, 1-based, into the returned
+    commands); a later file's row replaces an earlier one of the same task, image and setting."""
+    rows: dict[tuple[str, str, str], dict] = {}
+    commands = []
+    for number, name in enumerate(files, start=1):
+        part = json.loads(Path(name).read_text())
+        commands.append(f"{part['command']} ({part['machine']})")
+        for r in part["rows"]:
+            rows[(r["task"], r["image"], r["setting"])] = dict(r, run=number)
+    order = {name: i for i, name in enumerate(list(CT_FILES) + list(MRI_FILES))}
+    merged = sorted(rows.values(), key=lambda r: (r["task"], order.get(r["image"], len(order)), r["setting"]))
+    return merged, commands
+
+
+def _write(out: Path, stem: str, rows: list[dict], runs: list[str] | None, machine: str, command: str) -> str:
+    """The table and the raw rows to ``out/stem.{md,json}`` (atomically); returns the table."""
+    table = to_markdown(rows, machine, command, runs)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / f"{stem}.md", table)
+    atomic_write_text(out / f"{stem}.json", json.dumps({"machine": machine, "command": command, "runs": runs,
+                                                        "rows": rows}, indent=1))
+    return table
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -149,24 +206,44 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / ".." / "shared" / "data"))
     parser.add_argument("--tasks", default="ct,mri")
     parser.add_argument("--images", default="", help="comma-separated substrings of the image names (default all)")
+    parser.add_argument("--settings", default="4x25,4x40,8x25,8x40", help="MRI accelerations x SNR in dB")
+    parser.add_argument("--doses", default="1e3,1e4,1e5", help="CT photon counts I0")
+    parser.add_argument("--merge", nargs="+", default=None,
+                        help="instead of running: join the rows of these JSON files (written by earlier runs)")
+    parser.add_argument("--known", default=None,
+                        help="JSON rows of an earlier run whose best grid weights are reused (MRI; not recomputed)")
+    parser.add_argument("--skip-old", action="store_true", help="do not run the old fixed default c = 0.05")
     parser.add_argument("--out", default="docs/benchmarks")
     args = parser.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     from rim_monai.machine import cpu_model
 
-    names = [n for n in args.images.split(",") if n]
-    root = Path(args.data)
-    rows = (ct_rows(root, names) if "ct" in args.tasks else []) + (mri_rows(root, names) if "mri" in args.tasks else [])
     machine = (f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
                f"Python {platform.python_version()}")
     command = "python -m rim_monai.experiments.classical_weights " + " ".join(argv if argv is not None else sys.argv[1:])
-    table = to_markdown(rows, machine, command.strip())
-    print(table)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if args.merge:
+        print(_write(out, "classical_weights", *_merge(args.merge), machine, command.strip()))
+        return
+    names = [n for n in args.images.split(",") if n]
+    root = Path(args.data)
     stem = "classical_weights" + ("_" + "_".join(args.tasks.split(",")) if args.tasks != "ct,mri" else "")
-    atomic_write_text(out / f"{stem}.md", table)
-    atomic_write_text(out / f"{stem}.json", json.dumps({"machine": machine, "command": command, "rows": rows}, indent=1))
+    rows: list[dict] = []
+
+    def sink(row: dict) -> None:  # each finished row is written at once, so partial results survive
+        rows.append(row)
+        _write(out, stem, rows, None, machine, command.strip())
+
+    if "ct" in args.tasks:
+        ct_rows(root, names, doses=tuple(float(d) for d in args.doses.split(",")), sink=sink, old=not args.skip_old)
+    if "mri" in args.tasks:
+        known = None
+        if args.known:
+            earlier = json.loads(Path(args.known).read_text())
+            known = {(r["image"], r["setting"]): dict(r, source=r.get("grid_from", earlier["command"]))
+                     for r in earlier["rows"]}
+        mri_rows(root, names, settings=_settings(args.settings), sink=sink, known=known, old=not args.skip_old)
+    print(_write(out, stem, rows, None, machine, command.strip()) if rows else "no rows")
 
 
 if __name__ == "__main__":
