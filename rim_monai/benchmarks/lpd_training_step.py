@@ -114,8 +114,8 @@ def main(argv: list[str] | None = None) -> dict:
                      f"{r['iterations_per_cpu_minute']:.1f}", f"{r['images_per_cpu_minute']:.1f}",
                      f"{r.get('speedup_per_iteration', float('nan')):.2f}x",
                      f"{r.get('speedup_per_pixel', float('nan')):.2f}x"])
-    write_report(args.out, "lpd_training_step", "Learned primal-dual training step (CT bundle, 10 iterations, 32 features)",
-                 report, [f"Median of {args.rounds} alternating rounds of {args.per_round} iterations, CPU time; "
+    write_report(args.out, "lpd_training_step",
+                 "Learned primal-dual training step (CT bundle, 10 iterations, 32 features)", report, [f"Median of {args.rounds} alternating rounds of {args.per_round} iterations, CPU time; "
                           "speed-ups relative to v1 (the first train.json step)."],
                  ["contender", "batch", "precision", "CPU s / iteration", "iterations / CPU-minute",
                   "images / CPU-minute", "speed-up / iteration", "speed-up / pixel"], rows)

@@ -93,7 +93,9 @@ def write_report(out: str | Path, stem: str, title: str, report: Mapping[str, An
     return text
 
 
-def add_timing_arguments(parser: argparse.ArgumentParser, contenders: Sequence[str], quick: str) -> argparse.ArgumentParser:
+def add_timing_arguments(
+    parser: argparse.ArgumentParser, contenders: Sequence[str], quick: str
+) -> argparse.ArgumentParser:
     """The options every training-step benchmark takes: ``--rounds`` (5), ``--per_round`` (3), ``--contenders``
     (all of ``contenders``), ``--threads`` (1), ``--quick`` (its help: ``quick``) and ``--out`` (``docs/benchmarks``).
 

@@ -35,8 +35,8 @@ from rim_monai.data.mr_readers import IMAGE_SUFFIXES, read_mr_slices
 from rim_monai.data.mri_acquisition import AcquisitionSampler, AcquisitionSettings, simulate_acquisition
 from rim_monai.data.simulate_mri import smooth_phase
 
-__all__ = ["MRICorpus", "MRITrainingPatches", "AcquisitionBatchSampler", "MRIValidationSlices", "VALIDATION_ACQUISITIONS",
-           "random_field_of_view"]
+__all__ = ["MRICorpus", "MRITrainingPatches", "AcquisitionBatchSampler", "MRIValidationSlices",
+           "VALIDATION_ACQUISITIONS", "random_field_of_view"]
 
 #: the acquisitions validation items cycle through: (coils, mask, acceleration, snr_db, estimator)
 VALIDATION_ACQUISITIONS = (
@@ -57,8 +57,9 @@ class MRICorpus:
             person). Each path is a file or a DICOM series folder.
         natural_dir: relative folder of natural images (PNG / JPEG, e.g. ``bsds300/images/train``); ``None``: none.
         max_per_axis: slices per axis of a volume (:func:`~rim_monai.data.mr_readers.read_mr_slices`).
-        reader: ``(path, max_per_axis) -> slices`` of one scan (default :func:`~rim_monai.data.mr_readers.read_mr_slices`;
-            the CT corpus passes :func:`~rim_monai.data.ct_corpus.read_ct_slices`).
+        reader: ``(path, max_per_axis) -> slices`` of one scan (default
+            :func:`~rim_monai.data.mr_readers.read_mr_slices`; the CT corpus passes
+            :func:`~rim_monai.data.ct_corpus.read_ct_slices`).
 
     Raises:
         ValueError: naming ``subjects`` when a path does not exist under ``root`` or yields no slices.

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 from rim_monai.networks.base import IterativeNetwork, renamed_argument
 from rim_monai.networks.blocks import ConvGRUCell, same_padding
-from rim_monai.networks.utils import AUTOCAST_DTYPES, from_channels, initial_estimate, mixed_precision, sigma_like, step_scale, to_channels
+from rim_monai.networks.utils import (AUTOCAST_DTYPES, from_channels, initial_estimate, mixed_precision, sigma_like,
+                                     step_scale, to_channels)
 from rim_monai.networks.utils import autocast_dtype as autocast_dtype_of
 from rim_monai.operators.base import LinearOperator
 from rim_monai.operators.likelihood import GaussianLikelihood
