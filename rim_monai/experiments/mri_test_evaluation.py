@@ -51,6 +51,8 @@ from rim_monai.operators import MaskedFourier, ifft2c, rss
 __all__ = ["measured_kspace", "test_items", "score", "run_methods", "summarise", "main"]
 
 BASELINES = ("zero_filled", "cg_sense")
+#: slices with a side below this (the short axes of a thin volume) are left out
+MIN_SIZE = 32
 
 
 def measured_kspace(path: Path, key: str | None = None) -> np.ndarray:
@@ -122,7 +124,7 @@ def test_items(
                                      "target": torch.as_tensor(item["target"]).abs().reshape(item["kspace"].shape[-2:])}
         return
     for name in entry["files"]:
-        slices = read_mr_slices(data / name)
+        slices = [s for s in read_mr_slices(data / name) if min(s.shape) >= MIN_SIZE]
         for index in _picks(len(slices), wanted):
             image = torch.from_numpy(np.ascontiguousarray(_centre_crop(slices[index], int(config.get("max_size", 512)))))
             protocol = MRIProtocol(acceleration=setting["acceleration"], mask_func=config["mask_func"],
