@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from rim_monai.data.simulate_mri import smooth_phase
 from rim_monai.operators import MaskedFourier, RayTransform, birdcage_maps, fft2c, random_mask
 
-__all__ = ["CT_FILES", "MRI_FILES", "Case", "read_ct", "read_mri", "simulate_ct", "simulate_mri", "MU_WATER"]
+__all__ = ["CT_FILES", "MRI_FILES", "Case", "read_ct", "read_mri", "simulate_ct", "simulate_mri", "MU_WATER",
+           "add_mri_case_arguments", "mri_case"]
 
 MU_WATER = 0.02  # per mm
 
@@ -141,3 +142,20 @@ def simulate_mri(image: torch.Tensor, acceleration: float, snr_db: float, coils:
     noise = torch.complex(torch.randn(full.shape, generator=g), torch.randn(full.shape, generator=g))
     y = ((full + noise * (sigma / math.sqrt(2))) * mask).to(torch.complex64)
     return Case(y, MaskedFourier(mask, sens), x, sigma=sigma)
+
+
+def add_mri_case_arguments(parser, size: int = 192) -> None:
+    """Command-line options of one simulated MRI case: ``--data``, ``--image`` (a substring of an :data:`MRI_FILES`
+    name), ``--acceleration``, ``--snr`` (dB), ``--size``."""
+    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / ".." / "shared" / "data"))
+    parser.add_argument("--image", default="MNI", help="a substring of an MRI_FILES name")
+    parser.add_argument("--acceleration", type=int, default=4)
+    parser.add_argument("--snr", type=float, default=40.0)
+    parser.add_argument("--size", type=int, default=size)
+
+
+def mri_case(args) -> tuple[str, Case]:
+    """``(name, case)`` for the options of :func:`add_mri_case_arguments` (8 coils, :func:`simulate_mri`)."""
+    name = next(n for n in MRI_FILES if args.image in n)
+    path, how, _ = MRI_FILES[name]
+    return name, simulate_mri(read_mri(Path(args.data) / path, how, size=args.size), args.acceleration, args.snr)

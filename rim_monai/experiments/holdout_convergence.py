@@ -1,8 +1,8 @@
 r"""Why the hold-out candidates must be converged: ``python -m rim_monai.experiments.holdout_convergence`` (needs
 ``../shared/data``).
 
-On one real MR slice of the classical-weights study (:mod:`rim_monai.experiments.classical_weights_data`: 192², 8
-coils, 1D random mask) it splits the k-space as :func:`~rim_monai.classical.holdout.choose_tv_weight_holdout` does and
+On one real MR slice of the classical-weights study (:mod:`rim_monai.experiments.classical_weights_data`: 192² by
+default, 8 coils, 1D random mask) it splits the k-space as :func:`~rim_monai.classical.holdout.choose_tv_weight_holdout` does and
 prints
 
 1. the held-out error :math:`E_h` and the PSNR of the training reconstruction for each weight factor :math:`c`
@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import torch
 
 from rim_monai.classical.holdout import HOLDOUT_RTOL, HOLDOUT_WINDOW, split_measurements
 from rim_monai.classical.parameter_choice import initial_estimate
 from rim_monai.classical.tv import default_weight_scale, tv_pdhg
-from rim_monai.experiments.classical_weights_data import MRI_FILES, read_mri, simulate_mri
+from rim_monai.experiments.classical_weights_data import add_mri_case_arguments, mri_case
 
 __all__ = ["main"]
 
@@ -36,16 +35,12 @@ def _psnr(x: torch.Tensor, ref: torch.Tensor) -> list[float]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / ".." / "shared" / "data"))
-    parser.add_argument("--image", default="WG-04", help="a substring of an MRI_FILES name")
-    parser.add_argument("--acceleration", type=int, default=4)
-    parser.add_argument("--snr", type=float, default=40.0)
+    add_mri_case_arguments(parser)
+    parser.set_defaults(image="WG-04")
     parser.add_argument("--top", type=float, default=0.048, help="largest c of the continuation path")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    name = next(n for n in MRI_FILES if args.image in n)
-    path, how, _ = MRI_FILES[name]
-    case = simulate_mri(read_mri(Path(args.data) / path, how, size=192), args.acceleration, args.snr)
+    name, case = mri_case(args)
     A, y = case.A, case.y
     train, held = split_measurements(A)
     A_train, y_train = A.replace(mask=train), y * train
