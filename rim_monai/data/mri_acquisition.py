@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from rim_monai.data.simulate_mri import smooth_phase
-from rim_monai.operators import birdcage_maps, estimate_sensitivities_or_none, fft2c, mask_function
+from rim_monai.operators import ESPIRIT_LINES, birdcage_maps, estimate_sensitivities_or_none, fft2c, mask_function
 
 __all__ = ["AcquisitionSettings", "AcquisitionSampler", "simulate_acquisition", "varied_coil_maps", "ESPIRIT_LINES"]
 
@@ -45,10 +45,6 @@ class AcquisitionSettings:
     center_fraction: float | None = None
     snr_db: float | None = 40.0
     estimator: str = "lowres"
-
-
-#: fewest fully sampled central lines an ESPIRiT item gets (with fewer, its maps vanish over much of the object)
-ESPIRIT_LINES = 12
 
 
 def _calibration_lines(width: int, acceleration: float, fraction: float | None, minimum: int = 8) -> float:

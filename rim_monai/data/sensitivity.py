@@ -10,13 +10,14 @@ from monai.transforms import Transform
 
 from rim_monai.data.file_utils import item_kspace
 from rim_monai.data.keys import Keys
-from rim_monai.operators import estimate_sensitivities
+from rim_monai.operators import estimate_sensitivities_or_none
 
 __all__ = ["EstimateSensitivitiesd"]
 
 
 class EstimateSensitivitiesd(Transform):
-    """Add ``d[sens_key]`` = ``rim_monai.operators.estimate_sensitivities(d[kspace_key], **kwargs)``.
+    """Add ``d[sens_key]`` = ``rim_monai.operators.estimate_sensitivities_or_none(d[kspace_key], **kwargs)``: the
+    estimated maps, ones for single-coil k-space, low-resolution maps where ESPIRiT lacks calibration lines.
 
     Measured data (fastMRI, BART) come without coil maps; this estimates them from the fully sampled k-space centre
     so that ``MaskedFourier(batch["mask"], batch["sens"])`` can be built for the batch.
@@ -24,10 +25,10 @@ class EstimateSensitivitiesd(Transform):
     Args:
         kspace_key: k-space entry ``(coils, H, W)`` complex.
         sens_key: output entry ``(coils, H, W)`` complex64.
-        kwargs: passed to ``estimate_sensitivities`` (``method="espirit"``, ``calib_width``...).
+        kwargs: passed on (``method="espirit"``, ``calib_width``...).
 
     Raises:
-        ValueError: k-space missing or not complex ``(coils, H, W)``.
+        ValueError: k-space missing or not complex ``(coils, H, W)``, or without a calibration region.
     """
 
     def __init__(self, kspace_key: str = Keys.KSPACE, sens_key: str = Keys.SENS, **kwargs: Any) -> None:
@@ -36,5 +37,8 @@ class EstimateSensitivitiesd(Transform):
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         kspace = item_kspace(d, self.kspace_key)
-        d[self.sens_key] = estimate_sensitivities(kspace, **self.kwargs).to(torch.complex64)
+        sens = estimate_sensitivities_or_none(kspace, **self.kwargs)
+        if sens is None:
+            raise ValueError(f"{self.kspace_key}: no fully sampled calibration region to estimate coil maps from.")
+        d[self.sens_key] = sens.to(torch.complex64)
         return d

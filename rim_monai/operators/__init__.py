@@ -18,6 +18,7 @@ from rim_monai.operators.coils import (
     calibration_shape,
     estimate_sensitivities,
     estimate_sensitivities_or_none,
+    ESPIRIT_LINES,
 )
 from rim_monai.operators.imaging import Blur, Downsample, RandomProjection, gaussian_kernel, imresize_matrix
 from rim_monai.operators.real_view import RealImageView
@@ -53,6 +54,7 @@ __all__ = [
     "calibration_shape",
     "estimate_sensitivities",
     "estimate_sensitivities_or_none",
+    "ESPIRIT_LINES",
     "Blur",
     "Downsample",
     "RandomProjection",

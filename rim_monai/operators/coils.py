@@ -23,7 +23,10 @@ import torch
 
 from rim_monai.operators.fourier import ifft2c, rss
 
-__all__ = ["birdcage_maps", "calibration_shape", "estimate_sensitivities", "estimate_sensitivities_or_none"]
+__all__ = ["birdcage_maps", "calibration_shape", "estimate_sensitivities", "estimate_sensitivities_or_none", "ESPIRIT_LINES"]
+
+#: the fewest calibration lines per side from which ESPIRiT (kernel 6) recovers the maps; fewer: low-resolution maps
+ESPIRIT_LINES = 12
 
 
 def birdcage_maps(
@@ -263,18 +266,28 @@ def estimate_sensitivities(
     return maps[0] if squeeze else maps
 
 
-def estimate_sensitivities_or_none(kspace: torch.Tensor, method: str = "lowres") -> torch.Tensor | None:
-    """:func:`estimate_sensitivities` with ``method``, falling back to ``"lowres"`` when the calibration region is
-    smaller than the ESPIRiT kernel; ``None`` when there is no calibration region at all (an all-zero, noise-free
-    k-space, e.g. a simulated empty slice).
+def estimate_sensitivities_or_none(kspace: torch.Tensor, method: str = "lowres", **kwargs) -> torch.Tensor | None:
+    """Coil maps for reconstruction, robust to what the calibration region allows:
+
+    - one coil: a map of ones (the image keeps its own phase, as a single-coil acquisition has no coil map);
+    - ``"espirit"`` with a detected calibration box narrower than :data:`ESPIRIT_LINES` on a side, or an ESPIRiT
+      failure: the low-resolution maps (ESPIRiT's kernel needs more lines than that to find the signal subspace);
+    - otherwise :func:`estimate_sensitivities` with ``method`` (and ``kwargs``);
+    - ``None`` when there is no calibration region at all (an all-zero, noise-free k-space, e.g. an empty slice).
 
     Args:
         kspace: complex ``(C, H, W)`` or ``(B, C, H, W)`` undersampled k-space with a fully sampled centre.
         method: ``"lowres"`` or ``"espirit"``.
+        kwargs: passed to :func:`estimate_sensitivities`.
     """
+    if kspace.shape[-3] == 1 and kspace.is_complex():
+        return torch.ones_like(kspace)
+    if method == "espirit" and not kwargs.get("calib_width") and kspace.abs().amax() > 0:
+        if min(calibration_shape(kspace, max_size=kwargs.get("max_calib", 32))) < ESPIRIT_LINES:
+            method = "lowres"
     for name in dict.fromkeys((method, "lowres")):
         try:
-            return estimate_sensitivities(kspace, method=name)
+            return estimate_sensitivities(kspace, method=name, **kwargs)
         except ValueError:
             continue
     return None
