@@ -60,6 +60,7 @@ from rim_monai.adaptation import (
     transmission_noise_energy,
     transmission_weights,
 )
+from rim_monai.data import MRIProtocol
 from rim_monai.data.file_utils import atomic_write_text
 from rim_monai.engines import bundle_config, load_bundle_network
 from rim_monai.experiments.environment import REPOSITORY, SHARED_DATA, machine_line, timed
@@ -208,28 +209,40 @@ def _load(case: str, num_samples: int, phantoms: int, device: torch.device):
     return parser, net, ys, refs, ops
 
 
-def training_pairs(case: str, count: int, operator: Any, device: torch.device, seed: int = 100):
-    """``count`` ground-truth training pairs of the bundle's ``train.json`` stream, measured with :math:`A_1`.
+#: the v1 training images of the bundles, from which the retrained reference draws its pairs (the v2 training configs
+#: of issues 13/14 draw their own acquisitions per batch and cannot be bound to one operator A1)
+CT_TRAINING_FILES = ("ct/dicom/WG04/CT1_UNC.dcm", "ct/dicom/dcmqi_ct-3slice/01.dcm", "ct/dicom/dcmqi_ct-3slice/02.dcm",
+                     "ct/dicom/dcmqi_ct-3slice/03.dcm")
+MRI_TRAINING_VOLUME = "mri_image/nifti/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
+MRI_TRAINING_SLABS = ((0, 75), (115, 189))
 
-    The images are the bundle's training images (CT: random ellipse phantoms and the training DICOM slices; MRI:
-    96² patches of the MNI slices outside the validation and test slabs), never the test samples; ``seed`` gives a
-    stream different from the one the bundle was trained on.
+
+def training_pairs(case: str, count: int, operator: Any, device: torch.device, seed: int = 100):
+    """``count`` ground-truth training pairs measured with :math:`A_1`, from the bundles' v1 training images.
+
+    CT: random ellipse phantoms and the training DICOM slices (:data:`CT_TRAINING_FILES`, a quarter of the items),
+    measured by the bundle's ``protocol`` with the test operator itself; MRI: 96² patches of the MNI slices outside
+    the validation and test slabs (:data:`MRI_TRAINING_SLABS`) under the case's mask, acceleration and coils; never
+    the test samples. ``seed`` gives a stream different from the one the bundle was trained on.
 
     Returns:
         ``(measurements, references, operators)`` (lists, with a stacked reference tensor).
     """
     spec = CASES[case]
-    data_dir = DATA / ("ct/dicom" if spec["bundle"] == "ct_lpd_recon" else "mri_image/nifti")
-    parser = bundle_parser(spec["bundle"], {"seed": seed, "dataset_dir": str(data_dir)}, "train.json")
+    parser = bundle_parser(spec["bundle"], {"seed": seed, **_overrides(case)})
     if spec["bundle"] == "ct_lpd_recon":
         parser["operator"] = operator  # the test operator object itself: the same geometry and cached matrix
-        parser["train#dataset#length"] = count
+        protocol = parser.get_parsed_content("protocol")
+        dataset = protocol.training_dataset(count, dicom_files=[str(DATA / f) for f in CT_TRAINING_FILES],
+                                            real_fraction=0.25, augment=True, seed=seed)
     else:
         over = _overrides(case)
-        parser.update({"accelerations": [over.get("acceleration", 4)], "mask_funcs": [over.get("mask_func", "random")],
-                       "coils": over.get("coils", 8)})
-    return _samples(parser.get_parsed_content("train#dataset"), parser.get_parsed_content("train#prepare_batch"),
-                    count, device)
+        protocol = MRIProtocol(coils=over.get("coils", 8), snr_db=MRI_SNR_DB,
+                               training_accelerations=[over.get("acceleration", 4)],
+                               training_masks=[over.get("mask_func", "random")])
+        dataset = protocol.training_dataset([str(DATA / MRI_TRAINING_VOLUME)], slice_ranges=MRI_TRAINING_SLABS,
+                                            patch_size=(96, 96), seed=seed)
+    return _samples(dataset, parser.get_parsed_content("prepare_batch"), count, device)
 
 
 def data_term_levels(case: str, num_samples: int = 8, phantoms: int = 7, device: str = "cpu") -> dict[str, Any]:
