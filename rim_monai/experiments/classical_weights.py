@@ -39,6 +39,23 @@ CT_GRID: tuple[float, ...] = tuple(round(0.0625 * 2 ** (k / 2), 4) for k in rang
 MRI_GRID: tuple[float, ...] = tuple(0.0001875 * 2**k for k in range(11))  # 0.0001875 .. 0.192
 
 
+#: the opening of a merged table (``--merge``)
+MERGED_HEADER = """# Classical baselines: the data-driven TV weight against the best weight of a grid
+
+Written by `python -m rim_monai.experiments.classical_weights --merge ...` from the runs listed at the end (each
+row says which). Protocol (`rim_monai/experiments/classical_weights.py`, `classical_weights_data.py`): CT 512² HU
+slice -> Poisson counts on the 512² grid, reconstruction on 256², 60 parallel views, `nonneg=True`, PSNR over
+max - min of the reference; MRI 192² magnitude slice with a smooth phase, 8 birdcage coils, fastMRI random 1D mask
+(centre fraction 0.08 at 4x, 0.04 at 8x), complex Gaussian noise at the given SNR, PSNR over the reference's maximum.
+"TV default" is `tv_pdhg(y, A)` with nothing else given (noise estimated from the data, weight by the discrepancy
+principle for CT and by k-space hold-out validation for MRI, default stopping rule); "best grid TV" is the same
+solver, start and stopping rule at every weight of a grid (CT c = 0.0625 ... 4, factor sqrt 2; MRI c = 0.0001875 ...
+0.192, factor 2); "old default" the fixed c = 0.05. Seconds: CPU seconds of the process (1 thread) in runs made
+with the study as of commit 80e7609, wall seconds in runs made before it (docs/classical.md, Evidence, says which);
+the machine was shared, so wall seconds are inflated. Every run used `OMP_NUM_THREADS=1` (most also `nice -n 5`).
+"""
+
+
 def _psnr_ct(x: torch.Tensor, ref: torch.Tensor) -> float:
     x, ref = x.double(), ref.double()
     return float(10 * torch.log10((ref.max() - ref.min()) ** 2 / ((x - ref) ** 2).mean()))
@@ -144,7 +161,8 @@ def to_markdown(rows: list[dict], machine: str, command: str, runs: list[str] | 
     """The evidence table (markdown); ``*``: best grid weight taken from an earlier run (``grid_from``); with
     ``runs`` (merged tables) a column numbers the run each row comes from."""
     run_col = ("| run ", "| --- ") if runs else ("", "")
-    lines = [f"Command: `{command}`  ", f"Machine: {machine}", "",
+    lines = [MERGED_HEADER] if runs else []
+    lines += [f"Command: `{command}`  ", f"Machine: {machine}", "",
              "| task | image | role | setting | FBP / zero-filled | CG-SENSE default (its) | TV default (c, s) | "
              f"best grid TV (c) | default − best | old default c = 0.05 {run_col[0]}|",
              f"| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- {run_col[1]}|"]
