@@ -48,7 +48,7 @@ from rim_monai.machine import cpu_model
 from rim_monai.metrics import ssim
 from rim_monai.operators import MaskedFourier, ifft2c, rss
 
-__all__ = ["measured_kspace", "test_items", "score", "run_methods", "summarise", "main"]
+__all__ = ["measured_kspace", "test_items", "score", "run_methods", "set_scores", "summarise", "main"]
 
 BASELINES = ("zero_filled", "cg_sense")
 #: slices with a side below this (the short axes of a thin volume) are left out
