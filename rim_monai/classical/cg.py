@@ -7,6 +7,7 @@ import logging
 import torch
 
 from rim_monai.classical.batching import Callback, check_initial, check_solver_inputs, expand, per_sample, rdot, sqnorm
+from rim_monai.classical.holdout import split_measurements, supports_holdout
 from rim_monai.classical.noise import reduce_to
 from rim_monai.classical.parameter_choice import TAU_EARLY_STOPPING, discrepancy_target
 from rim_monai.operators.base import LinearOperator
@@ -53,8 +54,14 @@ def cg_normal(
     :math:`s_{k+1} = s_k - \alpha_k A p_k`) is at most :math:`\tau E\|n\|^2`, the noise energy from ``sigma`` /
     ``photons`` or estimated from ``y`` (:func:`~rim_monai.classical.parameter_choice.discrepancy_target`,
     :math:`\tau` = ``tau`` = 1): CGLS stopped this way is a regularisation method (Hanke 1995) and keeps CG-SENSE from
-    fitting the noise (measured never below zero-filled, ``docs/classical.md``). The iteration count is logged at INFO
-    level (and is the length of the history). A number ``lam`` (also 0) turns the rule off and runs to ``tol``.
+    fitting the noise (measured never below zero-filled, ``docs/classical.md``). For an undersampled
+    :class:`~rim_monai.operators.MaskedFourier` with a hold-out split (:func:`~rim_monai.classical.holdout.supports_holdout`)
+    a sample also stops at :math:`k^* = \arg\min_k \|M_h(A x^{tr}_k - y)\|^2`: CG run on the training part of the
+    mask, scored on the held-out k-space :math:`M_h` (one extra CG run). This guards against *model* error — coil maps
+    estimated from a narrow calibration region keep the residual above the noise level, so the discrepancy principle
+    alone lets CG semi-converge far below zero-filled (WG-04 MR4, 8 coils, 4x, ESPIRiT maps: 13.8 dB against
+    zero-filled 32.7; with the hold-out stop 32.7). The iteration counts are logged at INFO level (the history's
+    length is the longest). A number ``lam`` (also 0) turns both rules off and runs to ``tol``.
 
     Args:
         y: measurements ``(*batch, *operator.range_shape)``, real or complex as the operator expects.
@@ -98,10 +105,17 @@ def cg_normal(
             noise, target = discrepancy_target(y, operator, sigma, photons, tau, batch)
             stop = (noise, target)
         lam_t = expand(per_sample(0.0 if lam is None else lam, "lam", batch, b), nd)
-        x, history = _cg_loop(y, operator, b, lam_t, iterations, tol, x0, callback, stop)
+        best = _holdout_iterations(y, operator, lam_t, iterations, tol) if lam is None and x0 is None else None
+        if best is None:
+            x, history = _cg_loop(y, operator, b, lam_t, iterations, tol, x0, callback, stop)
+        else:
+            snapshot = _SnapshotAt(best, nd, callback)
+            x, history = _cg_loop(y, operator, b, lam_t, int(best.max()), tol, x0, snapshot, stop)
+            x = snapshot.result(x, len(history) - 1)
     if stop is not None:
-        logger.info("CG stopped by the discrepancy principle (tau %.3g, %s noise) after %d iteration(s)", tau,
-                    stop[0].kind, len(history) - 1)
+        logger.info("CG stopped by the discrepancy principle (tau %.3g, %s noise) after %d iteration(s)%s", tau,
+                    stop[0].kind, len(history) - 1,
+                    "" if best is None else f", hold-out iterations {best.flatten().tolist()}")
     if return_history:
         return x, torch.stack(history)
     return x
@@ -150,3 +164,45 @@ def _cg_loop(y: torch.Tensor, operator: LinearOperator, b: torch.Tensor, lam_t: 
         if callback is not None:
             callback(k, x)
     return x, history
+
+
+def _holdout_iterations(y: torch.Tensor, operator: LinearOperator, lam_t: torch.Tensor, iterations: int,
+                        tol: float) -> torch.Tensor | None:
+    """Per sample, the CG iteration count with the least error on held-out k-space (``None`` where the operator has
+    no hold-out split): CG on the training part of the mask (:func:`~rim_monai.classical.holdout.split_measurements`),
+    :math:`e_k = \|M_h (A x_k - y)\|^2` on the held-out part after each iteration, :math:`k^* = \arg\min_k e_k`."""
+    if not supports_holdout(operator):
+        return None
+    train, held = split_measurements(operator)
+    train_operator = operator.replace(mask=train)
+    y_train = y * train
+    dims = tuple(range(-len(operator.range_shape), 0))
+    errors: list[torch.Tensor] = []
+
+    def record(k: int, x: torch.Tensor) -> None:
+        errors.append((held * (operator(x) - y)).abs().square().sum(dim=dims))
+
+    _cg_loop(y_train, train_operator, train_operator.adjoint(y_train), lam_t, iterations, tol, None, record, None)
+    if not errors:
+        return None
+    return torch.stack(errors).argmin(dim=0) + 1
+
+
+class _SnapshotAt:
+    """A CG callback that keeps each sample's iterate at its own iteration ``best`` (then calls ``callback``)."""
+
+    def __init__(self, best: torch.Tensor, nd: int, callback: Callback | None) -> None:
+        self.best, self.nd, self.callback = best, nd, callback
+        self.kept: torch.Tensor | None = None
+
+    def __call__(self, k: int, x: torch.Tensor) -> None:
+        hit = expand(self.best == k, self.nd)
+        self.kept = torch.where(hit, x, self.kept if self.kept is not None else x)
+        if self.callback is not None:
+            self.callback(k, x)
+
+    def result(self, final: torch.Tensor, done: int) -> torch.Tensor:
+        """The kept iterates; ``final`` for samples whose ``best`` was not reached (the loop stopped earlier)."""
+        if self.kept is None:
+            return final
+        return torch.where(expand(self.best > done, self.nd), final, self.kept)
