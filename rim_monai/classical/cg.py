@@ -106,6 +106,7 @@ def cg_normal(
             stop = (noise, target)
         lam_t = expand(per_sample(0.0 if lam is None else lam, "lam", batch, b), nd)
         best = _holdout_iterations(y, operator, lam_t, iterations, tol) if lam is None and x0 is None else None
+        best = best.reshape(batch) if best is not None else None  # y's leading dims -> x's (e.g. (B,) -> (B, 1))
         if best is None:
             x, history = _cg_loop(y, operator, b, lam_t, iterations, tol, x0, callback, stop)
         else:

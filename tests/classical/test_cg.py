@@ -173,3 +173,18 @@ def test_default_stops_at_the_holdout_iteration_when_the_coil_maps_are_wrong():
 
     assert psnr(cg_normal(y, wrong)) >= psnr(zero_filled(y, wrong))
     assert psnr(cg_normal(y, wrong, lam=0.0, iterations=30)) < psnr(zero_filled(y, wrong)) - 5
+
+
+def test_holdout_stop_batched_equals_single_samples():
+    from rim_monai.operators import MaskedFourier, birdcage_maps, random_mask
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(2, 1, 32, 32, generator=g).to(torch.complex64)
+    masks = torch.stack([random_mask((32, 32), 4, seed=s) for s in (0, 1)])[:, None]
+    A = MaskedFourier(masks, birdcage_maps(4, (32, 32))[None])
+    y = A(x)
+    y = y + 0.05 * torch.complex(torch.randn(y.shape, generator=g), torch.randn(y.shape, generator=g)) * (masks != 0)
+    batched = cg_normal(y, A)
+    for i in range(2):
+        single = cg_normal(y[i : i + 1], MaskedFourier(masks[i : i + 1], birdcage_maps(4, (32, 32))[None]))
+        torch.testing.assert_close(batched[i : i + 1], single, rtol=1e-4, atol=1e-5)
