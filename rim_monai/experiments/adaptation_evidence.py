@@ -228,15 +228,14 @@ def training_pairs(case: str, count: int, operator: Any, device: torch.device, s
     Returns:
         ``(measurements, references, operators)`` (lists, with a stacked reference tensor).
     """
-    spec = CASES[case]
-    parser = bundle_parser(spec["bundle"], {"seed": seed, **_overrides(case)})
+    spec, over = CASES[case], _overrides(case)
+    parser = bundle_parser(spec["bundle"], {"seed": seed, **over})
     if spec["bundle"] == "ct_lpd_recon":
         parser["operator"] = operator  # the test operator object itself: the same geometry and cached matrix
         protocol = parser.get_parsed_content("protocol")
         dataset = protocol.training_dataset(count, dicom_files=[str(DATA / f) for f in CT_TRAINING_FILES],
                                             real_fraction=0.25, augment=True, seed=seed)
     else:
-        over = _overrides(case)
         protocol = MRIProtocol(coils=over.get("coils", 8), snr_db=MRI_SNR_DB,
                                training_accelerations=[over.get("acceleration", 4)],
                                training_masks=[over.get("mask_func", "random")])

@@ -106,6 +106,12 @@ def _seed(*parts: Any) -> int:
     return zlib.crc32("|".join(map(str, parts)).encode()) % (2**31)
 
 
+def _measured_item(item: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """The entries a reconstruction needs, with the reference as a magnitude ``(H, W)``."""
+    target = torch.as_tensor(item["target"]).abs().reshape(item["kspace"].shape[-2:])
+    return {"kspace": item["kspace"], "mask": item["mask"], "sens": item["sens"], "target": target}
+
+
 def test_items(
     entry: Mapping[str, Any], setting: Mapping[str, Any], config: Mapping[str, Any], data: Path, out: Path
 ) -> Iterator[tuple[str, int, dict[str, torch.Tensor]]]:
@@ -119,9 +125,7 @@ def test_items(
         path = _fastmri_file(entry, data, out)
         dataset = protocol.read_scans("kspace", [path], None, -1)
         for index in _picks(len(dataset), wanted):
-            item = dataset[index]
-            yield path.name, index, {"kspace": item["kspace"], "mask": item["mask"], "sens": item["sens"],
-                                     "target": torch.as_tensor(item["target"]).abs().reshape(item["kspace"].shape[-2:])}
+            yield path.name, index, _measured_item(dataset[index])
         return
     for name in entry["files"]:
         slices = [s for s in read_mr_slices(data / name) if min(s.shape) >= MIN_SIZE]
@@ -131,9 +135,7 @@ def test_items(
                                    coils=setting["coils"], snr_db=config["snr_db"], map_estimator=estimator)
             simulate = protocol.simulation()
             simulate.set_random_state(seed=_seed(entry["name"], name, index, setting["name"]))
-            item = simulate({"image": image[None]})
-            yield name, index, {"kspace": item["kspace"], "mask": item["mask"], "sens": item["sens"],
-                                "target": item["target"].abs().reshape(image.shape)}
+            yield name, index, _measured_item(simulate({"image": image[None]}))
 
 
 def score(estimate: torch.Tensor, target: torch.Tensor, data_range: float) -> dict[str, float]:
