@@ -13,7 +13,7 @@ from rim_monai.engines.tables import format_table
 # -- further engine modules register their public names below (one import line each) --
 from rim_monai.engines.baselines import HounsfieldBaseline
 from rim_monai.engines.overrides import MissingOverrideError, required_override
-from rim_monai.engines.curves import TrainingCurveWriter
+from rim_monai.engines.curves import TrainingCurveWriter, best_metric
 
 __all__ = [
     "find_bundle_root",
@@ -35,4 +35,5 @@ __all__ = [
     "MissingOverrideError",
     "required_override",
     "TrainingCurveWriter",
+    "best_metric",
 ]

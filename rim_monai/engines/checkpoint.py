@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ignite.handlers import DiskSaver
+from ignite.handlers import Checkpoint, DiskSaver
 from monai.handlers import CheckpointSaver
 
 __all__ = ["AtomicDiskSaver", "AtomicCheckpointSaver", "latest_checkpoint"]
@@ -63,6 +63,15 @@ class AtomicCheckpointSaver(CheckpointSaver):
     Use it in a bundle's ``train.json`` wherever ``CheckpointSaver`` was: the final, key-metric (``models/model.pt``)
     and interval checkpoints are then complete files whenever the process is killed.
 
+    A resumed run must not replace the best model of the runs before it with a worse one: pass their best key metric
+    as ``key_metric_best`` (e.g. :func:`~rim_monai.engines.best_metric` of the run's curve) and the key-metric file
+    is only written again when a validation beats it. ignite keeps the best score only in memory, so without it the
+    first validation after a resume always overwrites ``model.pt``.
+
+    Args:
+        save_dir, save_dict, kwargs: as :class:`~monai.handlers.CheckpointSaver`.
+        key_metric_best: the key metric of the model already in ``save_dir`` (``None``: no earlier best).
+
     Example:
         >>> import torch, tempfile
         >>> saver = AtomicCheckpointSaver(tempfile.mkdtemp(), {"model": torch.nn.Linear(1, 1)}, save_interval=1)
@@ -70,7 +79,7 @@ class AtomicCheckpointSaver(CheckpointSaver):
         True
     """
 
-    def __init__(self, save_dir: str, save_dict: dict, **kwargs: Any) -> None:
+    def __init__(self, save_dir: str, save_dict: dict, key_metric_best: float | None = None, **kwargs: Any) -> None:
         super().__init__(save_dir, save_dict, **kwargs)
         fixed = {
             "_final_checkpoint": self._final_filename,
@@ -81,6 +90,10 @@ class AtomicCheckpointSaver(CheckpointSaver):
             checkpoint = getattr(self, attribute)
             if checkpoint is not None:
                 checkpoint.save_handler = AtomicDiskSaver(self.save_dir, filename)
+        if key_metric_best is not None and self._key_metric_checkpoint is not None:
+            sign = -1.0 if kwargs.get("key_metric_negative_sign") else 1.0
+            earlier = kwargs.get("key_metric_filename") or "earlier_best.pt"  # a fixed name is never removed
+            self._key_metric_checkpoint._saved.append(Checkpoint.Item(sign * float(key_metric_best), earlier))
 
 
 def latest_checkpoint(run_dir: str | os.PathLike, final_filename: str = "checkpoint_final.pt") -> str:

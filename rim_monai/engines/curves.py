@@ -13,9 +13,25 @@ from ignite.engine import Engine, Events
 
 from rim_monai.data.file_utils import atomic_write_text
 
-__all__ = ["TrainingCurveWriter"]
+__all__ = ["TrainingCurveWriter", "best_metric"]
 
 FIELDS = ("epoch", "iteration", "utc", "cpu_s_total", "wall_s_run", "lr", "train_loss")
+
+
+def best_metric(path: str | os.PathLike, column: str = "val_psnr", mode: str = "max") -> float | None:
+    """The best ``column`` value in a curve written by :class:`TrainingCurveWriter` (``mode`` ``"max"`` or ``"min"``),
+    or ``None`` when the file or the column holds none: what a resumed run's key-metric checkpoint has to beat.
+
+    Raises:
+        ValueError: for another ``mode``.
+    """
+    if mode not in ("max", "min"):
+        raise ValueError(f"mode: expected 'max' or 'min', got {mode!r}.")
+    path = Path(path)
+    if not path.is_file():
+        return None
+    values = [float(row[column]) for row in csv.DictReader(io.StringIO(path.read_text())) if row.get(column)]
+    return (max if mode == "max" else min)(values) if values else None
 
 
 class TrainingCurveWriter:

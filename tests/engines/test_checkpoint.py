@@ -86,3 +86,27 @@ def test_iteration_level_interval(tmp_path):
     engine.add_event_handler(Events.ITERATION_COMPLETED, lambda e: seen.append(sorted(p.name for p in tmp_path.iterdir())))
     engine.run([0, 1, 2, 3], max_epochs=1)
     assert seen[1] == ["model_iteration=2.pt"] and seen[-1] == ["model_iteration=4.pt"]
+
+
+@pytest.mark.parametrize(("earlier_best", "written"), [(None, [30.5, 31.0]), (30.8, [31.0]), (32.0, [])])
+def test_resumed_key_metric_file_only_replaced_by_a_better_model(tmp_path, earlier_best, written):
+    net = torch.nn.Linear(1, 1)
+    saver = AtomicCheckpointSaver(str(tmp_path), {"model": net}, save_key_metric=True, key_metric_filename="model.pt",
+                                  key_metric_best=earlier_best)
+    evaluator = Engine(lambda e, b: None)
+    scores = iter([30.5, 30.2, 31.0])
+    saved = []
+
+    @evaluator.on(Events.EPOCH_COMPLETED)
+    def metric(engine):  # the validation metric, computed before the saver runs
+        engine.state.metrics = {"val_psnr": next(scores)}
+        engine.state.key_metric_name = "val_psnr"
+        with torch.no_grad():
+            net.weight.fill_(engine.state.metrics["val_psnr"])
+
+    saver.attach(evaluator)
+    evaluator.add_event_handler(Events.EPOCH_COMPLETED, lambda e: saved.append(torch.load(tmp_path / "model.pt")["weight"].item())
+                                if (tmp_path / "model.pt").exists() else None)
+    for _ in range(3):
+        evaluator.run([0])
+    assert sorted(set(saved)) == pytest.approx(written)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 
+import pytest
 import torch
 from ignite.engine import Engine, Events
 
-from rim_monai.engines import TrainingCurveWriter
+from rim_monai.engines import TrainingCurveWriter, best_metric
 
 
 def _engines():
@@ -36,3 +37,13 @@ def test_rows_follow_validations_and_cpu_time_accumulates(tmp_path):
     assert rows[0]["lr"] == "0.1" and rows[0]["train_loss"] == "0.5"
     resumed = TrainingCurveWriter(path, evaluator, optimizer)
     assert resumed.cpu_before == float(rows[-1]["cpu_s_total"])
+
+
+def test_best_metric_of_a_curve(tmp_path):
+    path = tmp_path / "curve.csv"
+    assert best_metric(path) is None
+    path.write_text("epoch,val_psnr\n1,30.5\n2,31.25\n3,\n4,30.0\n")
+    assert best_metric(path) == 31.25 and best_metric(path, mode="min") == 30.0
+    assert best_metric(path, "val_ssim") is None
+    with pytest.raises(ValueError, match="mode"):
+        best_metric(path, mode="best")
