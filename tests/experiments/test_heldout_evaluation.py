@@ -16,6 +16,19 @@ def test_evenly_spaced(count, wanted, picks):
     assert shared.evenly_spaced(count, wanted) == picks
 
 
+@pytest.mark.parametrize("scores, start, best, visited", [
+    ([1, 2, 3, 4, 3, 2], 0, 3, [0, 1, 2, 3, 4]),
+    ([1, 2, 3, 4, 3, 2], 5, 3, [2, 3, 4, 5]),
+    ([5, 4, 3], 1, 0, [0, 1, 2]),
+    ([1, 1, 1], 1, 0, [0, 1, 2]),  # a plateau: the first of equals, no endless walk
+    ([7], 0, 0, [0]),
+])
+def test_climb_walks_to_the_best_of_a_unimodal_grid(scores, start, best, visited):
+    seen = []
+    assert shared.climb(list(range(len(scores))), start, lambda i: seen.append(i) or scores[i]) == best
+    assert sorted(seen) == visited and len(seen) == len(set(seen))
+
+
 def test_set_scores_are_file_psnr_with_the_files_maximum_then_the_mean_over_files():
     rng = np.random.default_rng(0)
     refs = {("a", 0): rng.random((8, 8)), ("a", 1): 2 * rng.random((8, 8)), ("b", 0): rng.random((8, 8))}
