@@ -30,6 +30,7 @@ from rim_monai.data.intensity import (
 )
 from rim_monai.data.slicing import SliceDataset, SliceVolume, SliceVolumed, slice_affine, stack_slices
 from rim_monai.data.writers import AtomicNibabelWriter, SaveNifti, SaveNiftid
+from rim_monai.data.brain_phantom import brain_phantom
 from rim_monai.data.phantoms import (
     EllipsePhantomDataset,
     ellipse_phantom,
@@ -131,6 +132,7 @@ __all__ = [
     "SaveNifti",
     "SaveNiftid",
     "EllipsePhantomDataset",
+    "brain_phantom",
     "ellipse_phantom",
     "random_ellipses",
     "shepp_logan",

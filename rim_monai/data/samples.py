@@ -1,9 +1,10 @@
 """Small synthetic scans the bundles ship as their default input, made by the project's own simulator.
 
-``python -m rim_monai.data.samples mri bundles/mri_rim_recon/sample/phantom_8coil.h5`` rebuilds the MRI bundle's
+``python -m rim_monai.data.samples mri bundles/mri_rim_recon/sample/brain_8coil.h5`` rebuilds the MRI bundle's
 input: a fully sampled multi-coil k-space volume in the fastMRI layout (``kspace`` ``(slices, coils, H, W)``,
-``reconstruction_rss``, ``ismrmrd_header``, attributes ``max``, ``norm``, ``acquisition``) simulated from phantoms
-(a modified Shepp–Logan slice and random-ellipse slices), birdcage coil maps, a smooth phase and complex noise.
+``reconstruction_rss``, ``ismrmrd_header``, attributes ``max``, ``norm``, ``acquisition``) simulated from two
+procedural T1-weighted brain slices (:mod:`rim_monai.data.brain_phantom`; no real scan's licence allows shipping it),
+birdcage coil maps, a smooth phase and complex noise.
 
 ``python -m rim_monai.data.samples ct bundles/ct_lpd_recon/sample/phantom_ct.nii.gz`` rebuilds the CT bundle's
 input: a two-slice 256x256 int16 NIfTI volume in HU (a head-like Shepp–Logan slice and a random-ellipse slice).
@@ -19,6 +20,7 @@ import h5py
 import numpy as np
 import torch
 
+from rim_monai.data.brain_phantom import brain_phantom
 from rim_monai.data.file_utils import atomic_write
 from rim_monai.data.phantoms import ellipse_phantom, random_ellipses, shepp_logan, shepp_logan_ellipses
 from rim_monai.data.simulate_mri import smooth_phase
@@ -85,18 +87,28 @@ def write_fastmri_kspace(
 
 
 def make_mri_sample(
-    path: str | os.PathLike, shape: tuple[int, int] = (128, 128), coils: int = 8, slices: int = 2,
-    snr_db: float = 40.0, seed: int = 0, overwrite: bool = False,
+    path: str | os.PathLike, shape: tuple[int, int] = (192, 192), coils: int = 8, slices: int = 2,
+    snr_db: float = 40.0, seed: int = 0, phantom: str = "brain", overwrite: bool = False,
 ) -> Path:
-    """Simulate a fully sampled multi-coil phantom volume and write it in the fastMRI layout.
+    """Simulate a fully sampled multi-coil volume and write it in the fastMRI layout.
 
-    Slice 0 is the modified Shepp–Logan phantom, the others random-ellipse phantoms (Adler & Öktem's distribution);
-    each gets a smooth random phase, the same ``coils`` birdcage maps, and complex Gaussian noise at ``snr_db`` of the
-    k-space RMS. The reference ``reconstruction_rss`` is the root-sum-of-squares of the noisy coil images.
+    With ``phantom="brain"`` (the default, the MRI bundle's shipped input) slice ``s`` is the procedural T1-weighted
+    brain :func:`~rim_monai.data.brain_phantom.brain_phantom` of seed ``seed + s``; with ``"ellipses"`` slice 0 is
+    the modified Shepp–Logan phantom and the others random-ellipse phantoms (Adler & Öktem's distribution). Each
+    slice gets a smooth random phase, the same ``coils`` birdcage maps, and complex Gaussian noise at ``snr_db`` of
+    the k-space RMS. The reference ``reconstruction_rss`` is the root-sum-of-squares of the noisy coil images.
+
+    Raises:
+        ValueError: for a ``phantom`` other than ``"brain"`` or ``"ellipses"``.
     """
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
-    images = [shepp_logan(shape)] + [ellipse_phantom(random_ellipses(rng), shape) for _ in range(slices - 1)]
+    if phantom == "brain":
+        images = [brain_phantom(shape, seed=seed + s) for s in range(slices)]
+    elif phantom == "ellipses":
+        images = [shepp_logan(shape)] + [ellipse_phantom(random_ellipses(rng), shape) for _ in range(slices - 1)]
+    else:
+        raise ValueError(f"make_mri_sample: phantom must be 'brain' or 'ellipses', got {phantom!r}.")
     sens = birdcage_maps(coils, shape)
     kspace = []
     for image in images:
@@ -150,10 +162,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("kind", choices=["mri", "ct"], help="which bundle's sample to build")
     parser.add_argument("path", help="output .h5 file")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--phantom", choices=["brain", "ellipses"], default="brain", help="MRI only: what to simulate")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
-    make = make_ct_sample if args.kind == "ct" else make_mri_sample
-    print(make(args.path, seed=args.seed, overwrite=args.overwrite))
+    if args.kind == "ct":
+        print(make_ct_sample(args.path, seed=args.seed, overwrite=args.overwrite))
+    else:
+        print(make_mri_sample(args.path, seed=args.seed, phantom=args.phantom, overwrite=args.overwrite))
 
 
 if __name__ == "__main__":

@@ -235,8 +235,8 @@ def test_readme_inference_command_runs_on_the_shipped_input(tmp_path):
     shipped_network(BUNDLE)
     out = tmp_path / "outputs"
     run_bundle([CONFIGS / "inference.json"], "--output_dir", str(out))
-    assert (out / "phantom_8coil_recon.nii.gz").is_file()
-    assert "phantom_8coil" in (out / "metrics.csv").read_text()
+    assert (out / "brain_8coil_recon.nii.gz").is_file()
+    assert "brain_8coil" in (out / "metrics.csv").read_text()
 
 
 @pytest.mark.slow
