@@ -34,8 +34,8 @@ the same way, per setting; ``fbp_oracle`` / ``tv_oracle`` the best on the test s
 summary flags a validation or oracle weight at the edge of its grid.
 
 **HTC 2022** (``htc`` in the config): every sinogram of ``ct/htc2022_limited_angle`` with its own fan-beam operator
-(:func:`~rim_monai.data.htc.htc2022_operator`: the bundle's ``operator`` has no parameters for the scanner's source
-and detector distances, detector pitch and pixel size, so the network receives this operator, as in
+(:func:`~rim_monai.data.htc.htc2022_operator`: the bundle's ``operator`` config names no source and detector
+distances, detector pitch or pixel size, so the network receives this ray transform, as in
 :mod:`~rim_monai.experiments.htc_adaptation`); FBP with the validation filter and TV at the validation weight of
 ``htc.validation_setting``, ``tv_default``, and the network of ``htc.network_config``. There is no reference, so the
 score is the data consistency :math:`\|A\hat x - y\| / \|y\|`; the images go to ``<out>/htc/`` and a figure to
