@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 #: The default TV weight ``c`` in :math:`\lambda = c\,\mu\,s` (:func:`default_weight_scale`); from the sweep in
-#: ``docs/classical.md`` (``python -m rim_monai.classical.tv_sweep``).
+#: ``docs/classical.md`` (``python -m rim_monai.experiments.tv_sweep``).
 DEFAULT_TV_WEIGHT: float = 0.05
 
 # squared norm bound of the 2D forward-difference gradient: ||grad||^2 <= 4 + 4

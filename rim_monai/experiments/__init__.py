@@ -10,7 +10,8 @@ writes its figure and tables atomically and records the settings, seeds, budget 
 - :mod:`rim_monai.experiments.bundle_evaluation`: a bundle's ``evaluate.json`` over a table of settings;
 - :mod:`rim_monai.experiments.mri_test_evaluation` and :mod:`rim_monai.experiments.ct_test_evaluation`: a bundle's
   network on held-out test sets beside validation-tuned baselines, on the cache, scores and summary of
-  :mod:`rim_monai.experiments.heldout_evaluation`.
+  :mod:`rim_monai.experiments.heldout_evaluation`;
+- :mod:`rim_monai.experiments.tv_sweep`: the TV weight sweep behind the fixed default weight of ``docs/classical.md``.
 
 :mod:`rim_monai.experiments.environment` holds what they share: the repository and data paths, the machine
 description, timing and atomic text writes. Experiments use the public API of the layers only.
@@ -19,4 +20,4 @@ The experiment modules are not imported here, so that ``python -m`` runs them wi
 """
 
 __all__ = ["random_projections", "adaptation_evidence", "htc_adaptation", "bundle_evaluation", "patches",
-           "environment", "heldout_evaluation", "mri_test_evaluation", "ct_test_evaluation"]
+           "environment", "heldout_evaluation", "mri_test_evaluation", "ct_test_evaluation", "tv_sweep"]

@@ -1,4 +1,4 @@
-"""Measure the default TV weight: ``python -m rim_monai.classical.tv_sweep`` prints the sweep table of docs/classical.md.
+"""Measure the default TV weight: ``python -m rim_monai.experiments.tv_sweep`` prints the sweep table of docs/classical.md.
 
 For CT (parallel beam, 30 and 60 views, Gaussian noise at a % of mean |Ax|), single-coil Cartesian MRI (random 1D
 masks, complex Gaussian noise at a % of the mean sampled |k|) and denoising, on the modified Shepp–Logan phantom
