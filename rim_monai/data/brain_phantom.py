@@ -57,10 +57,10 @@ def brain_phantom(shape: Sequence[int] = (192, 192), seed: int = 0, oversample: 
         oversample: labels are drawn on a grid this many times finer and averaged down (partial volume).
 
     Raises:
-        ValueError: for a shape that is not two sides of at least 32 pixels, or ``oversample < 1``.
+        ValueError: for a shape that is not two sides of at least 8 pixels, or ``oversample < 1``.
     """
-    if len(shape) != 2 or min(shape) < 32:
-        raise ValueError(f"brain_phantom: shape must be two sides of at least 32 pixels, got {tuple(shape)}.")
+    if len(shape) != 2 or min(shape) < 8:
+        raise ValueError(f"brain_phantom: shape must be two sides of at least 8 pixels, got {tuple(shape)}.")
     if oversample < 1:
         raise ValueError(f"brain_phantom: oversample must be at least 1, got {oversample}.")
     rng = np.random.default_rng(seed)

@@ -170,8 +170,7 @@ def simulate_acquisition(
     kspace = (full * mask).to(torch.complex64)
     sens, target = true_maps, image
     if settings.estimator != "true" and settings.coils > 1:
-        narrow = round(fraction * width) < ESPIRIT_LINES  # ESPIRiT (kernel 6) loses the maps on fewer lines
-        estimated = estimate_sensitivities_or_none(kspace, "lowres" if narrow else settings.estimator)
+        estimated = estimate_sensitivities_or_none(kspace, settings.estimator)  # lowres on a narrow calibration box
         if estimated is not None:
             sens, target = estimated, _combined(image, true_maps, estimated)
     return {"kspace": kspace, "mask": mask[None], "sens": sens.to(torch.complex64),
