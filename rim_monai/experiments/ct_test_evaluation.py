@@ -47,7 +47,6 @@ Every score is cached in ``<out>/cache.json``, so another checkpoint is one chea
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -61,13 +60,12 @@ import torch
 from rim_monai.classical import fbp, scaled_tv, tv_pdhg
 from rim_monai.classical.noise import estimate_photons
 from rim_monai.data.ct_corpus import read_ct_slices
-from rim_monai.data.file_utils import atomic_write_text
 from rim_monai.data.htc import bin_detectors, htc2022_operator, read_htc2022
 from rim_monai.data.keys import Keys
 from rim_monai.engines import bundle_config, find_bundle_root, format_table, load_bundle_network
 from rim_monai.experiments.heldout_evaluation import (
     Item, argument_parser, best_candidate, climb, evenly_spaced, load_cache, load_config, metric, nan_if_none, run_items,
-    set_scores, stable_seed, subject_files, tuned_and_oracle, worst_slice_margin, write_summary,
+    save_cache, set_scores, stable_seed, subject_files, tuned_and_oracle, worst_slice_margin, write_summary,
 )
 from rim_monai.experiments.htc_adaptation import htc_files, relative_residual, residual_figure
 from rim_monai.operators.tomography import FBP_FILTERS
@@ -425,7 +423,7 @@ def htc_rows(config: Mapping[str, Any], data: Path, out: Path, cache: dict[str, 
             image_file.parent.mkdir(parents=True, exist_ok=True)
             np.save(image_file, x[0, 0].float().numpy())
             cache[key] = {"residual": relative_residual(x, y, operator), "seconds": seconds}
-            atomic_write_text(out / "cache.json", json.dumps(cache))
+            save_cache(out, cache)
         prefix = f"htc|htc2022|{path.parent.name}|{path.stem}|0|"
         rows.append({"file": labels[-1], "photons_est": float(estimate_photons(y)),
                      **{c: cache.get(prefix + shown.get(c, ""), {}).get("residual", float("nan")) for c in _HTC_COLUMNS[2:]}})
@@ -489,9 +487,9 @@ def main(argv: list[str] | None = None) -> None:
         htc = htc_rows(config, data, out, cache, network, args.methods, args.label)
         notes = _htc_section(htc, args.label)
     rows = summarise(cache, config, args.label)
-    table = write_summary(out, rows, COLUMNS, config, args.label, args.checkpoint, _edge_note(rows) + notes,
-                          extra={"htc": htc})
-    print(table + "\n" + _edge_note(rows) + notes)
+    notes = _edge_note(rows) + notes
+    table = write_summary(out, rows, COLUMNS, config, args.label, args.checkpoint, notes, extra={"htc": htc})
+    print(table + "\n" + notes)
 
 
 if __name__ == "__main__":

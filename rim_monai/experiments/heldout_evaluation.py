@@ -46,7 +46,7 @@ from rim_monai.machine import cpu_model
 from rim_monai.metrics import ssim
 
 __all__ = [
-    "CACHE", "Item", "stable_seed", "evenly_spaced", "load_config", "subject_files", "load_cache", "score", "run_items",
+    "CACHE", "Item", "stable_seed", "evenly_spaced", "load_config", "subject_files", "load_cache", "save_cache", "score", "run_items",
     "set_scores", "metric", "nan_if_none", "worst_slice_margin", "best_candidate", "Choice", "tuned_and_oracle",
     "climb", "argument_parser",
     "machine_description", "write_summary",
@@ -114,6 +114,11 @@ def load_cache(out: Path) -> dict[str, dict]:
     return json.loads((out / CACHE).read_text()) if (out / CACHE).exists() else {}
 
 
+def save_cache(out: Path, cache: Mapping[str, dict]) -> None:
+    """Write ``cache`` to ``<out>/cache.json`` atomically (what :func:`load_cache` reads)."""
+    atomic_write_text(out / CACHE, json.dumps(cache))
+
+
 def score(estimate: torch.Tensor, target: torch.Tensor, data_range: float) -> dict[str, float]:
     """The sums a file's metric needs: squared error, reference energy, pixel count, and the slice's SSIM with
     ``data_range``. ``estimate`` is reshaped to ``target`` ``(H, W)``; a complex one is scored by its magnitude."""
@@ -148,18 +153,20 @@ def run_items(
         ranges[name] = max(ranges[name], float(item["target"].max()))
     for name, index, item in items:
         y, operator = measure(item)
-        start = time.perf_counter()
+        start, computed = time.perf_counter(), False
         for method, function in methods.items():
             key = "|".join([prefix, name, str(index), label if method == network else method])
             if key in cache:
                 continue
+            computed = True
             tick = time.perf_counter()
             with torch.inference_mode():
                 estimate = function(y, operator)
             seconds = time.perf_counter() - tick
             estimate = prepare(estimate, item) if prepare is not None else estimate
             cache[key] = {**score(estimate, item["target"], ranges[name]), "seconds": seconds}
-        atomic_write_text(out / CACHE, json.dumps(cache))
+        if computed:
+            save_cache(out, cache)
         print(f"{prefix.replace('|', ' ')} {name}[{index}] {tuple(y.shape[-3:])}: "
               f"{time.perf_counter() - start:.1f} s", flush=True)
 
