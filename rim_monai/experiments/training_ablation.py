@@ -1,0 +1,243 @@
+"""Training ablation: variants of a bundle's ``train.json`` trained on one short budget, scored on its validation split.
+
+A variant is the bundle's recipe with a few config overrides (``configs/ct_ablation.json``: one network for both
+geometries against a fan-beam-only one, real patients against synthetic images only, 128² patches only). Every
+variant trains with the same ``common`` overrides (epochs, epoch length, warm-up), from the same seed, in its own run
+folder ``<out>/<variant>``, through ``python -m monai.bundle run`` as a user would, so a killed run resumes from its
+newest checkpoint on the next call and a finished one (``checkpoint_final.pt``) is not trained again.
+
+Each variant's best-validation weights (``<out>/<variant>/models/model.pt``) are then scored on the validation items of
+the common recipe (the same items for every variant, never the test split): PSNR and SSIM per item (data range max −
+min of each reference, :func:`rim_monai.metrics.image_quality`), their mean, and the mean per value of ``group_by``
+(an item key, e.g. ``"geometry"``: a fan-beam-only network is judged on the fan-beam items). The table also gives the
+iterations and the CPU time of each run (``curve.csv``).
+
+Usage::
+
+    OMP_NUM_THREADS=1 python -m rim_monai.experiments.training_ablation --config configs/ct_ablation.json \\
+        --out bundles/ct_lpd_recon/runs/ablation
+    # score only (the runs exist); a subset of variants
+    python -m rim_monai.experiments.training_ablation --config configs/ct_ablation.json \\
+        --out bundles/ct_lpd_recon/runs/ablation --variants reference fan_only --skip-training
+
+Writes ``<out>/ablation.md`` and ``<out>/ablation.json`` (atomically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from monai.bundle import ConfigParser
+from monai.data import list_data_collate
+
+from rim_monai.data.file_utils import atomic_write_text
+from rim_monai.engines import format_table, latest_checkpoint
+from rim_monai.experiments.environment import SHARED_DATA, machine_line
+from rim_monai.experiments.heldout_evaluation import load_config
+from rim_monai.metrics import image_quality
+
+__all__ = ["load_ablation_config", "training_command", "train_variant", "score_network", "summarise", "main"]
+
+#: What the run folder of a finished variant holds (``train.json``'s ``final_filename``).
+FINAL_CHECKPOINT = "checkpoint_final.pt"
+
+
+def load_ablation_config(path: str | Path) -> dict[str, Any]:
+    """The ablation config in ``path``, checked.
+
+    Keys: ``train_config`` (a bundle's ``train.json``), ``common`` (overrides of every variant), ``variants`` (a list
+    of ``{"name", "description", "overrides"}``, names unique and usable as folder names) and optionally ``group_by``
+    (an item key of the validation dataset).
+
+    Raises:
+        ValueError: naming ``path`` and the key that is missing or malformed.
+    """
+    config = load_config(path)
+    train = config.get("train_config")
+    if not isinstance(train, str) or not Path(train).is_file():
+        raise ValueError(f"{path}: train_config: expected the path of a bundle's train.json, got {train!r}.")
+    if not isinstance(config.get("common", {}), dict):
+        raise ValueError(f"{path}: common: expected an object of config overrides, got {config['common']!r}.")
+    variants = config.get("variants")
+    if not isinstance(variants, list) or not variants:
+        raise ValueError(f"{path}: variants: expected a non-empty list, got {variants!r}.")
+    names = []
+    for index, variant in enumerate(variants):
+        name = variant.get("name") if isinstance(variant, dict) else None
+        if not isinstance(name, str) or not name or not name.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"{path}: variants[{index}].name: expected a folder name (letters, digits, _ and -), "
+                             f"got {name!r}.")
+        if not isinstance(variant.get("overrides", {}), dict):
+            raise ValueError(f"{path}: variants[{index}].overrides: expected an object, got {variant['overrides']!r}.")
+        names.append(name)
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}: variants: expected unique names, got {names}.")
+    if not isinstance(config.get("group_by", ""), str):
+        raise ValueError(f"{path}: group_by: expected an item key (a string), got {config['group_by']!r}.")
+    return config
+
+
+def _overrides(config: Mapping[str, Any], variant: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {**config.get("common", {}), **((variant or {}).get("overrides", {}))}
+
+
+def training_command(config: Mapping[str, Any], variant: Mapping[str, Any], run_dir: Path, data: Path) -> list[str]:
+    """The ``python -m monai.bundle run`` command line that trains ``variant`` into ``run_dir``, resuming from its
+    newest checkpoint when a previous call left one. Override values are written as Python literals (``fire`` parses
+    them back: ``['fan']`` a list, ``True`` a bool)."""
+    command = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(config["train_config"]),
+               "--dataset_dir", str(data), "--run_dir", str(run_dir), "--ckpt_dir", str(run_dir / "models")]
+    for key, value in _overrides(config, variant).items():
+        command += [f"--{key}", repr(value)]
+    if any(run_dir.glob("checkpoint_*.pt")):
+        command += ["--resume", "True"]
+    return command
+
+
+def train_variant(config: Mapping[str, Any], variant: Mapping[str, Any], out: Path, data: Path) -> Path:
+    """Train ``variant`` into ``<out>/<name>`` unless it finished before; its output goes to ``train.log`` there.
+
+    Returns:
+        The run folder.
+
+    Raises:
+        RuntimeError: naming the variant and its log when the training fails.
+    """
+    run_dir = out / variant["name"]
+    if (run_dir / FINAL_CHECKPOINT).exists():
+        print(f"{variant['name']}: trained ({run_dir / FINAL_CHECKPOINT})", flush=True)
+        return run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    command = training_command(config, variant, run_dir, data)
+    print(f"{variant['name']}: training ({'resumed from ' + latest_checkpoint(run_dir) if '--resume' in command else 'start'})",
+          flush=True)
+    with open(run_dir / "train.log", "a") as log:
+        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"variant {variant['name']}: training failed (exit {done.returncode}); see "
+                           f"{run_dir / 'train.log'}.")
+    return run_dir
+
+
+def _parser(config: Mapping[str, Any], variant: Mapping[str, Any] | None, data: Path) -> ConfigParser:
+    parser = ConfigParser()
+    parser.read_config(config["train_config"])
+    parser["dataset_dir"] = str(data)
+    for key, value in _overrides(config, variant).items():
+        parser[key] = value
+    return parser
+
+
+def score_network(network: torch.nn.Module, items: Sequence[Mapping[str, Any]], prepare_batch: Any,
+                  group_by: str | None = None, device: str | torch.device = "cpu") -> list[dict[str, Any]]:
+    """PSNR and SSIM of ``network`` on each item (data range max − min of each reference).
+
+    Args:
+        network: called as ``network(y, *args, **kwargs)`` with what ``prepare_batch`` returns.
+        items: uncollated dataset items (each is collated into a batch of one).
+        prepare_batch: a ``(batch, device) -> (y, target, args, kwargs)`` callable (the validation's
+            :class:`~rim_monai.engines.PrepareMeasurementBatch`).
+        group_by: an item key whose value is recorded as ``"group"`` (``None``: no group).
+        device: where the network runs.
+
+    Returns:
+        One ``{"index", "name", "group", "psnr", "ssim"}`` per item.
+    """
+    rows = []
+    network = network.to(device).eval()
+    with torch.inference_mode():
+        for index, item in enumerate(items):
+            y, target, args, kwargs = prepare_batch(list_data_collate([item]), device)
+            quality = image_quality(network(y, *args, **kwargs), target, "per_image", ("psnr", "ssim"),
+                                    reduction="none")
+            rows.append({"index": index, "name": str(item.get("name", index)),
+                         "group": None if not group_by else str(item[group_by]),
+                         "psnr": float(quality["psnr"][0]), "ssim": float(quality["ssim"][0])})
+    return rows
+
+
+def _curve(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "curve.csv"
+    if not path.exists():
+        return {}
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return {}
+    best = max(rows, key=lambda r: float(r["val_psnr"]))
+    return {"iterations": int(rows[-1]["iteration"]), "cpu_hours": float(rows[-1]["cpu_s_total"]) / 3600,
+            "best_epoch": int(best["epoch"]), "curve_best_psnr": float(best["val_psnr"])}
+
+
+def summarise(variant: Mapping[str, Any], run_dir: Path, scores: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One table row: the variant, its run (``curve.csv``) and the mean PSNR / SSIM of ``scores`` overall and per
+    group (``psnr[<group>]``)."""
+    row: dict[str, Any] = {"variant": variant["name"], "description": variant.get("description", ""),
+                           **_curve(run_dir)}
+    if scores:
+        row["psnr"] = sum(s["psnr"] for s in scores) / len(scores)
+        row["ssim"] = sum(s["ssim"] for s in scores) / len(scores)
+        groups: dict[str, list[float]] = defaultdict(list)
+        for s in scores:
+            if s["group"] is not None:
+                groups[s["group"]].append(s["psnr"])
+        for group, values in sorted(groups.items()):
+            row[f"psnr[{group}]"] = sum(values) / len(values)
+    return row
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="the ablation config (JSON)")
+    parser.add_argument("--out", required=True, help="the folder of the variants' runs and the summary")
+    parser.add_argument("--data", default=str(SHARED_DATA), help="the shared data root (the bundle's dataset_dir)")
+    parser.add_argument("--variants", nargs="*", default=None, help="only these variants")
+    parser.add_argument("--skip-training", action="store_true", help="score the variants' existing weights only")
+    args = parser.parse_args(argv)
+    config = load_ablation_config(args.config)
+    out, data = Path(args.out), Path(args.data)
+    known = [v["name"] for v in config["variants"]]
+    unknown = sorted(set(args.variants or []) - set(known))
+    if unknown:
+        raise SystemExit(f"--variants: unknown {unknown}; the config has {known}.")
+    variants = [v for v in config["variants"] if not args.variants or v["name"] in args.variants]
+    if not args.skip_training:
+        for variant in variants:
+            train_variant(config, variant, out, data)
+    common = _parser(config, None, data)
+    items = list(common.get_parsed_content("validate#dataset"))
+    prepare = common.get_parsed_content("validate#prepare_batch")
+    rows, per_item = [], {}
+    for variant in variants:
+        run_dir, weights = out / variant["name"], out / variant["name"] / "models" / "model.pt"
+        scores: list[dict[str, Any]] = []
+        if weights.exists():
+            network = _parser(config, variant, data).get_parsed_content("network_def")
+            network.load_state_dict(torch.load(weights, map_location="cpu"))
+            scores = score_network(network, items, prepare, config.get("group_by") or None)
+        else:
+            print(f"{variant['name']}: no weights at {weights}; left out of the scores", flush=True)
+        per_item[variant["name"]] = scores
+        rows.append(summarise(variant, run_dir, scores))
+    groups = sorted({k for row in rows for k in row if k.startswith("psnr[")})
+    columns = ["variant", "iterations", "cpu_hours", "best_epoch", "psnr", *groups, "ssim", "description"]
+    table = format_table(rows, columns, {"iterations": "{:d}", "best_epoch": "{:d}", "cpu_hours": "{:.2f}",
+                                         "psnr": "{:.2f}", "ssim": "{:.3f}", **{g: "{:.2f}" for g in groups}})
+    caption = (f"Validation items of {config['train_config']} with the common overrides {config.get('common', {})}: "
+               f"{len(items)} items; PSNR dB (data range max − min of each reference). Machine: {machine_line()}.")
+    atomic_write_text(out / "ablation.md", f"{caption}\n\n{table}\n")
+    atomic_write_text(out / "ablation.json", json.dumps({"config": config, "rows": rows, "items": per_item}, indent=1))
+    print(f"{caption}\n\n{table}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""The training ablation: config checks, the training command (overrides, resume), scores per item and group, and the
+summary written by ``main`` on a tiny train config (no training, no shared data)."""
+
+from __future__ import annotations
+
+import ast
+import json
+
+import pytest
+import torch
+
+from rim_monai.experiments import training_ablation as ablation
+
+_TRAIN = {
+    "dataset_dir": "unused",
+    "scale": 1.0,
+    "validate": {
+        "dataset": "$[{'y': torch.full((1, 8, 8), 0.1) + torch.arange(64.).reshape(1, 8, 8) / 63, "
+                   "'target': torch.arange(64.).reshape(1, 8, 8) / 63, 'geometry': g, 'name': g + str(i)} "
+                   "for i, g in enumerate(['fan', 'parallel', 'fan'])]",
+        "prepare_batch": "$lambda batch, device: (batch['y'] * @scale, batch['target'], (), {})",
+    },
+    "network_def": {"_target_": "torch.nn.Identity"},
+}
+
+
+@pytest.fixture
+def config(tmp_path):
+    train = tmp_path / "train.json"
+    train.write_text(json.dumps({"imports": ["$import torch"], **_TRAIN}))
+    return {"train_config": str(train), "common": {"epochs": 2}, "group_by": "geometry",
+            "variants": [{"name": "reference", "overrides": {}},
+                         {"name": "fan_only", "description": "fan", "overrides": {"geometries": ["fan"]}}]}
+
+
+def _write(tmp_path, config):
+    path = tmp_path / "ablation.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_config_is_checked_naming_the_key(tmp_path, config):
+    assert ablation.load_ablation_config(_write(tmp_path, config))["group_by"] == "geometry"
+    bad = [({"train_config": str(tmp_path / "missing.json")}, "train_config"),
+           ({"variants": []}, "variants"),
+           ({"variants": [{"name": "a b"}]}, r"variants\[0\].name"),
+           ({"variants": [{"name": "a"}, {"name": "a"}]}, "unique"),
+           ({"variants": [{"name": "a", "overrides": [1]}]}, r"variants\[0\].overrides")]
+    for change, message in bad:
+        with pytest.raises(ValueError, match=message):
+            ablation.load_ablation_config(_write(tmp_path, {**config, **change}))
+
+
+def test_training_command_carries_common_and_variant_overrides_and_resumes(tmp_path, config):
+    run_dir = tmp_path / "runs" / "fan_only"
+    command = ablation.training_command(config, config["variants"][1], run_dir, tmp_path / "data")
+    assert command[1:5] == ["-m", "monai.bundle", "run", "--config_file"]
+    pairs = dict(zip(command[4::2], command[5::2]))
+    assert pairs["--run_dir"] == str(run_dir) and pairs["--ckpt_dir"] == str(run_dir / "models")
+    assert ast.literal_eval(pairs["--epochs"]) == 2 and ast.literal_eval(pairs["--geometries"]) == ["fan"]
+    assert "--resume" not in pairs
+    run_dir.mkdir(parents=True)
+    (run_dir / "checkpoint_epoch=1.pt").write_bytes(b"")
+    assert "--resume" in ablation.training_command(config, config["variants"][1], run_dir, tmp_path)
+
+
+def test_a_finished_variant_is_not_trained_again(tmp_path, config):
+    run_dir = tmp_path / "reference"
+    run_dir.mkdir()
+    (run_dir / ablation.FINAL_CHECKPOINT).write_bytes(b"")
+    assert ablation.train_variant(config, config["variants"][0], tmp_path, tmp_path) == run_dir
+    assert not (run_dir / "train.log").exists()
+
+
+def test_scores_per_item_and_summary_per_group(tmp_path):
+    target = torch.linspace(0, 1, 64).reshape(1, 8, 8)
+    items = [{"y": target + 0.1, "target": target, "geometry": "fan"},
+             {"y": target + 0.01, "target": target, "geometry": "parallel"}]
+    scores = ablation.score_network(torch.nn.Identity(), items, lambda b, d: (b["y"], b["target"], (), {}),
+                                    "geometry")
+    assert [s["group"] for s in scores] == ["fan", "parallel"]
+    assert scores[0]["psnr"] == pytest.approx(20.0, abs=1e-4) and scores[1]["psnr"] == pytest.approx(40.0, abs=1e-3)
+    (tmp_path / "curve.csv").write_text("epoch,iteration,utc,cpu_s_total,wall_s_run,lr,train_loss,val_psnr,val_ssim\n"
+                                        "1,200,t,360.0,1,0.1,1,25.0,0.5\n2,400,t,720.0,1,0.1,1,24.0,0.5\n")
+    row = ablation.summarise({"name": "v"}, tmp_path, scores)
+    assert row["iterations"] == 400 and row["cpu_hours"] == pytest.approx(0.2) and row["best_epoch"] == 1
+    assert row["psnr"] == pytest.approx(30.0, abs=1e-3)
+    assert row["psnr[fan]"] == pytest.approx(20.0, abs=1e-4) and row["psnr[parallel]"] == pytest.approx(40.0, abs=1e-3)
+
+
+def test_main_scores_existing_weights_and_names_missing_ones(tmp_path, config, capsys):
+    config["variants"][1]["overrides"] = {"scale": 2.0}  # the variant's overrides reach its network only
+    out = tmp_path / "out"
+    (out / "reference" / "models").mkdir(parents=True)
+    torch.save(torch.nn.Identity().state_dict(), out / "reference" / "models" / "model.pt")
+    ablation.main(["--config", str(_write(tmp_path, config)), "--out", str(out), "--skip-training"])
+    assert "fan_only: no weights" in capsys.readouterr().out
+    summary = json.loads((out / "ablation.json").read_text())
+    reference = summary["rows"][0]
+    assert reference["variant"] == "reference" and set(reference) >= {"psnr", "psnr[fan]", "psnr[parallel]"}
+    assert len(summary["items"]["reference"]) == 3 and summary["items"]["fan_only"] == []
+    assert "| reference |" in (out / "ablation.md").read_text()
+    with pytest.raises(SystemExit, match="unknown"):
+        ablation.main(["--config", str(_write(tmp_path, config)), "--out", str(out), "--variants", "nope"])
