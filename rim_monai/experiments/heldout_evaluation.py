@@ -218,8 +218,8 @@ def nan_if_none(value: Any) -> Any:
 
 def worst_slice_margin(scores: Mapping[str, Any] | None, baseline: Mapping[str, Any] | None) -> float:
     """The smallest per-slice PSNR margin of ``scores`` over ``baseline`` (both :func:`set_scores`), NaN without
-    either."""
-    if not scores or not baseline:
+    either or while they cover different slices (a run still in progress)."""
+    if not scores or not baseline or scores["slices"].keys() != baseline["slices"].keys():
         return float("nan")
     return min(scores["slices"][k] - baseline["slices"][k] for k in scores["slices"])
 

@@ -76,3 +76,10 @@ def test_config_subjects_and_summary_files(tmp_path):
     assert text.startswith("Network: net (models/model.pt)\nMachine: ") and text.endswith(f"{table}\n\na note\n")
     record = json.loads((tmp_path / "evaluation.json").read_text())
     assert record["rows"] == [{"set": "s", "psnr": 30.0}] and record["htc"] == [] and record["config"] == {"k": 1}
+
+
+def test_worst_slice_margin_is_nan_until_both_cover_the_same_slices():
+    net = {"slices": {"a[0]": 30.0, "a[1]": 25.0}}
+    assert shared.worst_slice_margin(net, {"slices": {"a[0]": 20.0, "a[1]": 24.0}}) == pytest.approx(1.0)
+    assert np.isnan(shared.worst_slice_margin(net, {"slices": {"a[0]": 20.0}}))  # the baseline run is not finished
+    assert np.isnan(shared.worst_slice_margin(None, {"slices": {}}))
