@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import torch
@@ -29,6 +30,7 @@ def cg_normal(
     sigma: float | torch.Tensor | None = None,
     photons: float | torch.Tensor | None = None,
     tau: float = TAU_EARLY_STOPPING,
+    differentiable: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     r"""Solve :math:`(A^H A + \lambda I)\,x = A^H y` by conjugate gradients, independently per sample.
 
@@ -77,6 +79,9 @@ def cg_normal(
         sigma: with ``lam=None``: Gaussian noise standard deviation per measured entry, when known.
         photons: with ``lam=None``: :math:`I_0` of post-log transmission data, when known.
         tau: with ``lam=None``: the discrepancy factor.
+        differentiable: record the iterations for autograd (gradients flow to ``y`` and ``x0``, e.g. in a
+            data-consistency layer trained end to end); needs a number ``lam``. By default the solver runs under
+            ``torch.no_grad``.
 
     Returns:
         ``x`` of shape ``(*batch, *operator.domain_shape)``; with ``return_history=True`` the pair ``(x, history)``
@@ -94,8 +99,11 @@ def cg_normal(
         True
     """
     iterations, tol = check_solver_inputs(y, operator, iterations, tol)
+    if differentiable and lam is None:
+        raise ValueError("lam: differentiable=True needs a number lam (the data-driven stopping rules are not "
+                         "differentiable).")
     nd = len(operator.domain_shape)
-    with torch.no_grad():
+    with contextlib.nullcontext() if differentiable else torch.no_grad():
         b = operator.adjoint(y)
         batch = tuple(b.shape[: b.ndim - nd])
         if x0 is not None:

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 from rim_monai.networks.base import IterativeNetwork, renamed_argument
 from rim_monai.networks.blocks import ConvGRUCell, same_padding
-from rim_monai.networks.utils import (AUTOCAST_DTYPES, from_channels, initial_estimate, mixed_precision, sigma_like,
-                                     step_scale, to_channels)
+from rim_monai.networks.utils import (AUTOCAST_DTYPES, CG_INIT_ITERATIONS, data_consistency, from_channels,
+                                     initial_estimate, mixed_precision, sigma_like, step_scale, to_channels)
 from rim_monai.networks.utils import autocast_dtype as autocast_dtype_of
 from rim_monai.operators.base import LinearOperator
 from rim_monai.operators.likelihood import GaussianLikelihood
@@ -139,8 +139,14 @@ class RIM(IterativeNetwork):
     :math:`c_A = 1/\|A\|^2` when ``normalize_gradient`` (else 1), which makes the gradient input comparable across
     operators (it is 1 for denoising and orthonormal Fourier sampling). The gradient is taken through the link
     (chain rule, analytically). Start: ``init="adjoint"`` sets :math:`\eta_0 = \Psi^{-1}(A^H y / \|A\|^2)` (values
-    clipped into the link's range), ``init="fbp"`` uses ``A.fbp(y)`` when the operator has it, and ``init="zeros"``
-    sets :math:`\eta_0 = 0` (so :math:`x_0 = \Psi(0)`).
+    clipped into the link's range), ``init="fbp"`` uses ``A.fbp(y)`` when the operator has it, ``init="cg"`` starts from
+    ``cg_iterations`` iterations of CGLS (CG-SENSE for multi-coil MRI: the start is data-consistent, so the steps spend
+    themselves on the prior rather than on inverting :math:`A^H A`), and ``init="zeros"`` sets :math:`\eta_0 = 0`
+    (so :math:`x_0 = \Psi(0)`).
+
+    Output: with ``dc_lambda`` set, every returned estimate goes through a proximal data-consistency step,
+    :math:`\hat x_t = \arg\min_z \|A z - y\|^2 + \lambda \|z - x_t\|^2` by ``dc_iterations`` CG iterations
+    (:func:`~rim_monai.networks.utils.data_consistency`; it has no weights and is not fed back into the recurrence).
 
     Ablations (paper §4.4): ``variant="gdn"`` drops :math:`\eta_t` from the input; ``variant="ffn"`` replaces the
     GRU by a ReLU convolution and keeps no state.
@@ -152,7 +158,7 @@ class RIM(IterativeNetwork):
         variant: ``"rim"``, ``"gdn"`` or ``"ffn"``.
         link: ``"identity"``, ``"sigmoid"`` (the paper's, for images in [0, 1]) or ``"softplus"`` (positive images).
         iterations: the number of steps :math:`T` (the default of ``forward``; any number can be run).
-        init: ``"adjoint"``, ``"fbp"`` or ``"zeros"`` (see above).
+        init: ``"adjoint"``, ``"fbp"``, ``"cg"`` or ``"zeros"`` (see above).
         features: compact architecture: stage widths; paper architecture: ``(outer, hidden)`` widths
             (default ``(64, 256)``); ignored by ``"atrous"``.
         dilations: compact architecture: stage dilations.
@@ -168,6 +174,9 @@ class RIM(IterativeNetwork):
             precision, for training: bfloat16 convolutions use the AMX / tensor-core units), while the likelihood
             gradient, the estimates :math:`\eta_t` and the parameters stay in float32. The function the weights
             define is the same; a checkpoint trained either way loads into the other.
+        cg_iterations: the CG iterations of ``init="cg"`` (> 0; ignored by the other starts).
+        dc_lambda: :math:`\lambda > 0` of the output's data-consistency step; ``None`` (default): no step.
+        dc_iterations: its CG iterations (> 0).
         steps: deprecated name of ``iterations`` (``DeprecationWarning``).
 
     Shapes:
@@ -198,10 +207,20 @@ class RIM(IterativeNetwork):
         zero_init_update: bool = True,
         channels_last: bool = True,
         autocast_dtype: str | None = None,
+        cg_iterations: int = CG_INIT_ITERATIONS,
+        dc_lambda: float | None = None,
+        dc_iterations: int = 4,
         *,
         steps: int | None = None,
     ) -> None:
         iterations = renamed_argument("RIM", "iterations", iterations, "steps", steps, default=10)
+        if isinstance(cg_iterations, bool) or int(cg_iterations) < 1:
+            raise ValueError(f"cg_iterations: expected a positive number of CG iterations, got {cg_iterations!r}.")
+        cg_iterations = int(cg_iterations)
+        if dc_lambda is not None and not float(dc_lambda) > 0:
+            raise ValueError(f"dc_lambda: expected None or a positive data-consistency weight, got {dc_lambda!r}.")
+        if isinstance(dc_iterations, bool) or int(dc_iterations) < 1:
+            raise ValueError(f"dc_iterations: expected a positive number of CG iterations, got {dc_iterations!r}.")
         super().__init__(in_channels, complex_, iterations, init, share_weights=True)
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture: expected one of {ARCHITECTURES}, got {architecture!r}.")
@@ -211,6 +230,9 @@ class RIM(IterativeNetwork):
             raise ValueError(f"link: expected one of {LINKS}, got {link!r}.")
         if complex_ and link != "identity":
             raise ValueError(f"link: complex images need link='identity' (a {link} link has no meaning for complex values).")
+        self.cg_iterations = cg_iterations
+        self.dc_lambda = None if dc_lambda is None else float(dc_lambda)
+        self.dc_iterations = int(dc_iterations)
         self.channels_last = bool(channels_last)
         self.autocast_dtype = autocast_dtype_of(autocast_dtype)
         self.architecture, self.variant, self.link = architecture, variant, link
@@ -315,6 +337,10 @@ class RIM(IterativeNetwork):
         adjoint = self.check(y, A)
         count = self.call_iterations(iterations, steps)
         estimates = self.iterate(y, A, adjoint, count, sigma_like(sigma, adjoint))
+        if not return_all:
+            estimates = estimates[-1:]
+        if self.dc_lambda is not None:
+            estimates = [data_consistency(x, y, A, self.dc_lambda, self.dc_iterations) for x in estimates]
         return estimates if return_all else estimates[-1]
 
     def iterate(
@@ -332,7 +358,8 @@ class RIM(IterativeNetwork):
         if self.init == "zeros":
             eta = torch.zeros_like(to_channels(adjoint))
         else:
-            eta = self.psi_inverse(to_channels(initial_estimate(y, A, self.init, adjoint)))
+            x0 = initial_estimate(y, A, self.init, adjoint, cg_iterations=self.cg_iterations)
+            eta = self.psi_inverse(to_channels(x0))
         state = None
         estimates: list[torch.Tensor] = []
         for _ in range(iterations):

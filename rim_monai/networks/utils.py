@@ -13,6 +13,7 @@ import torch
 from collections.abc import Callable
 from typing import Any
 
+from rim_monai.classical.cg import cg_normal
 from rim_monai.operators.base import LinearOperator, check_tensor
 from rim_monai.operators.fourier import channels_to_complex, complex_to_channels
 
@@ -26,12 +27,19 @@ __all__ = [
     "initial_estimate",
     "step_scale",
     "INIT_MODES",
+    "CG_INIT_ITERATIONS",
+    "data_consistency",
     "AUTOCAST_DTYPES",
     "autocast_dtype",
     "mixed_precision",
 ]
 
-INIT_MODES = ("zeros", "adjoint", "fbp")
+INIT_MODES = ("zeros", "adjoint", "fbp", "cg")
+
+#: CG iterations of the ``"cg"`` start, and the relative-residual tolerance of the networks' CG (the start and
+#: :func:`data_consistency`; noise-free data stop early)
+CG_INIT_ITERATIONS = 8
+CG_INIT_TOL = 1e-3
 
 #: the mixed-precision dtypes of the networks' ``autocast_dtype`` option
 AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -157,19 +165,31 @@ def step_scale(A: LinearOperator) -> float:
     return 1.0 / (norm * norm) if norm > 0 else 1.0
 
 
-def initial_estimate(y: torch.Tensor, A: LinearOperator, mode: str, adjoint: torch.Tensor | None = None) -> torch.Tensor:
+def initial_estimate(
+    y: torch.Tensor,
+    A: LinearOperator,
+    mode: str,
+    adjoint: torch.Tensor | None = None,
+    cg_iterations: int = CG_INIT_ITERATIONS,
+) -> torch.Tensor:
     r"""The starting image of an iterative network.
 
     * ``"zeros"``: :math:`x_0 = 0`.
     * ``"adjoint"``: :math:`x_0 = A^H y / \|A\|^2` (one Landweber step from zero with step :math:`1/\|A\|^2`).
     * ``"fbp"``: ``A.fbp(y)`` when the operator supports ``"fbp"`` (CT), else the ``"adjoint"`` start
       (zero-filled for MRI).
+    * ``"cg"``: ``cg_iterations`` iterations of CGLS on :math:`A^H A x = A^H y` from zero
+      (:func:`~rim_monai.classical.cg_normal`, :math:`\lambda = 0`, a sample stops at relative residual
+      :data:`CG_INIT_TOL`): CG-SENSE for multi-coil MRI, a data-consistent start that a few iterations of a learned
+      network could not reach from zero-filled (for single-coil Cartesian sampling it equals zero-filled). Computed
+      without gradient: the start is an input of the network, not a learned part of it.
 
     Args:
         y: measurements.
         A: the operator.
         mode: one of :data:`INIT_MODES`.
         adjoint: ``A^H y`` if already computed.
+        cg_iterations: the CG iterations of the ``"cg"`` start (> 0).
 
     Raises:
         ValueError: unknown ``mode``.
@@ -185,4 +205,38 @@ def initial_estimate(y: torch.Tensor, A: LinearOperator, mode: str, adjoint: tor
         if x0.shape != adjoint.shape:
             raise ValueError(f"A: A.fbp(y) returned shape {tuple(x0.shape)}, expected that of A.adjoint(y) {tuple(adjoint.shape)}.")
         return x0.to(adjoint.dtype)
+    if mode == "cg":
+        with torch.no_grad():
+            return cg_normal(y, A, lam=0.0, iterations=cg_iterations, tol=CG_INIT_TOL).to(adjoint.dtype)
     return adjoint * step_scale(A)
+
+
+def data_consistency(x: torch.Tensor, y: torch.Tensor, A: LinearOperator, lam: float, iterations: int) -> torch.Tensor:
+    r"""A proximal data-consistency step on a network's output :math:`x`:
+
+    .. math::
+        \hat x = \arg\min_z \|A z - y\|_2^2 + \lambda \|z - x\|_2^2 = x + d, \qquad
+        (A^H A + \lambda I)\, d = A^H (y - A x),
+
+    with :math:`d` from ``iterations`` CG iterations started at zero (:func:`~rim_monai.classical.cg_normal` on the
+    residual). Small :math:`\lambda` trusts the measurements (:math:`\lambda \to 0`: CG-SENSE started from
+    :math:`x`), large :math:`\lambda` the network. :math:`\lambda` is scale-free for an operator of norm 1 (MRI's
+    :class:`~rim_monai.operators.MaskedFourier` with normalised coil maps). Differentiable when gradients are on.
+
+    Args:
+        x: the network's estimate, shaped like ``A.adjoint(y)``.
+        y: measurements.
+        A: the operator.
+        lam: :math:`\lambda > 0`.
+        iterations: CG iterations (> 0).
+
+    Raises:
+        ValueError: naming ``lam`` or ``iterations``.
+    """
+    if not lam > 0:
+        raise ValueError(f"lam: expected a positive data-consistency weight, got {lam!r}.")
+    if isinstance(iterations, bool) or int(iterations) < 1:
+        raise ValueError(f"iterations: expected a positive number of CG iterations, got {iterations!r}.")
+    residual = y - A(x, check=False)
+    return x + cg_normal(residual, A, lam=float(lam), iterations=int(iterations), tol=CG_INIT_TOL,
+                         differentiable=torch.is_grad_enabled())

@@ -24,6 +24,22 @@ def test_solves_dense_system(complex_, lam, m, n):
     assert torch.linalg.vector_norm(x - ref) <= 1e-5 * torch.linalg.vector_norm(ref)
 
 
+def test_differentiable_iterations_give_the_gradient_of_the_solution():
+    """``differentiable=True``: autograd through the CG iterations equals the gradient of the exact solve
+    (converged), while the default runs without a graph."""
+    M = random_tensor((12, 6), dtype=torch.float64, seed=3)
+    A = DenseMatrix(M)
+    y = random_tensor((2, 12), dtype=torch.float64, seed=4).requires_grad_(True)
+    x = cg_normal(y, A, lam=0.5, iterations=50, tol=1e-14, differentiable=True)
+    (grad,) = torch.autograd.grad(x.square().sum(), y)
+    exact = torch.linalg.solve(M.T @ M + 0.5 * torch.eye(6, dtype=M.dtype), M.T @ y.T).T
+    (grad_exact,) = torch.autograd.grad(exact.square().sum(), y)
+    torch.testing.assert_close(grad, grad_exact, rtol=1e-7, atol=1e-9)
+    assert not cg_normal(y, A, lam=0.5).requires_grad
+    with pytest.raises(ValueError, match="^lam: differentiable=True needs a number lam"):
+        cg_normal(y, A, differentiable=True)
+
+
 def test_identity_closed_form():
     y = random_tensor((2, 3, 8, 8), dtype=torch.float32)
     x = cg_normal(y, Identity((8, 8)), lam=3.0, iterations=5)

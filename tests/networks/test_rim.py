@@ -131,11 +131,59 @@ def test_epsilon_is_learned():
     assert net.likelihood.raw_epsilon.grad is not None and net.likelihood.raw_epsilon.grad != 0
 
 
-@pytest.mark.parametrize("init", ["zeros", "adjoint", "fbp"])
+@pytest.mark.parametrize("init", ["zeros", "adjoint", "fbp", "cg"])
 def test_initialisations(init):
     problem = make_problem("ct-parallel")
     net = RIM(features=(4, 4), zero_init_update=False, iterations=2, init=init, link="softplus").eval()
     assert torch.isfinite(net(problem.y, problem.A)).all()
+
+
+def test_cg_start_is_the_cgls_iterate_and_fits_the_data_better_than_zero_filled():
+    """``init="cg"``: an untrained RIM (zero update) returns ``cg_iterations`` CGLS iterations on multi-coil MRI."""
+    from rim_monai.classical import cg_normal
+    from rim_monai.networks.utils import CG_INIT_TOL
+
+    problem = make_problem("mri-8coil")
+    y, A = problem.y, problem.A
+    net = RIM(complex_=True, features=(4, 4), iterations=2, init="cg", cg_iterations=3).eval()
+    with torch.no_grad():
+        x = net(y, A)
+    torch.testing.assert_close(x, cg_normal(y, A, lam=0.0, iterations=3, tol=CG_INIT_TOL), rtol=1e-5, atol=1e-6)
+    zero_filled = A.adjoint(y)
+    assert (A(x) - y).norm() < 0.8 * (A(zero_filled) - y).norm()
+    with pytest.raises(ValueError, match="^cg_iterations"):
+        RIM(complex_=True, init="cg", cg_iterations=0)
+
+
+def test_output_data_consistency_is_the_proximal_step_and_differentiable():
+    """``dc_lambda``: each returned estimate x becomes argmin ||A z - y||^2 + lam ||z - x||^2 (converged CG equals the
+    closed form on a dense operator, to CG's tolerance), gradients reach the weights through it, and bad settings are named."""
+    from rim_monai.networks.utils import data_consistency
+
+    problem = make_problem("dense-projection")
+    y, A = problem.y.double(), problem.A
+    torch.manual_seed(0)
+    plain = RIM(features=(4, 4), zero_init_update=False, iterations=2).double()
+    dc = RIM(features=(4, 4), zero_init_update=False, iterations=2, dc_lambda=0.3, dc_iterations=60).double()
+    dc.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        xs, xs_dc = plain(y, A, return_all=True), dc(y, A, return_all=True)
+    matrix = A.matrix.double()  # (m, H*W), one image channel
+    normal = matrix.T @ matrix + 0.3 * torch.eye(matrix.shape[1], dtype=matrix.dtype)
+    for x, x_dc in zip(xs, xs_dc):
+        torch.testing.assert_close(x_dc, data_consistency(x, y, A, 0.3, 60))
+        rhs = y.reshape(y.shape[0], -1) @ matrix + 0.3 * x.reshape(x.shape[0], -1)
+        exact = torch.linalg.solve(normal, rhs.T).T
+        # CG stops at relative residual 1e-3 (CG_INIT_TOL)
+        assert (x_dc.reshape(x.shape[0], -1) - exact).norm() <= 1e-2 * exact.norm()
+        assert (A(x_dc) - y).norm() < (A(x) - y).norm()
+    (dc(y, A) - problem.x.double()).square().sum().backward()
+    assert dc.cell.out.weight.grad is not None and dc.cell.out.weight.grad.abs().sum() > 0
+    for kwargs, name in [({"dc_lambda": 0.0}, "dc_lambda"), ({"dc_lambda": 1.0, "dc_iterations": 0}, "dc_iterations")]:
+        with pytest.raises(ValueError, match=f"^{name}"):
+            RIM(**kwargs)
+    with pytest.raises(ValueError, match="^lam"):
+        data_consistency(xs[-1], y, A, -1.0, 3)
 
 
 def test_zero_initialised_update_returns_the_start_until_trained():
