@@ -64,8 +64,9 @@ from rim_monai.data.htc import bin_detectors, htc2022_operator, read_htc2022
 from rim_monai.data.keys import Keys
 from rim_monai.engines import bundle_config, find_bundle_root, format_table, load_bundle_network
 from rim_monai.experiments.heldout_evaluation import (
-    Item, argument_parser, best_candidate, climb, evenly_spaced, load_cache, load_config, metric, nan_if_none, run_items,
-    save_cache, set_scores, stable_seed, subject_files, tuned_and_oracle, worst_slice_margin, write_summary,
+    Item, argument_parser, best_candidate, climb, evenly_spaced, load_cache, load_config, metric, nan_if_none,
+    network_overrides, run_items, save_cache, set_scores, stable_seed, subject_files, tuned_and_oracle,
+    worst_slice_margin, write_summary,
 )
 from rim_monai.experiments.htc_adaptation import htc_files, relative_residual, residual_figure
 from rim_monai.operators.tomography import FBP_FILTERS
@@ -464,6 +465,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = load_config(args.config)
     check_config(config, args.config)
+    config["bundle_overrides"] = network_overrides(config, args.override)
     data, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cache = load_cache(out)

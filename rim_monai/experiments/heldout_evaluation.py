@@ -48,7 +48,7 @@ from rim_monai.metrics import ssim
 __all__ = [
     "CACHE", "Item", "stable_seed", "evenly_spaced", "load_config", "subject_files", "load_cache", "save_cache", "score", "run_items",
     "set_scores", "metric", "nan_if_none", "worst_slice_margin", "best_candidate", "Choice", "tuned_and_oracle",
-    "climb", "argument_parser",
+    "climb", "argument_parser", "network_overrides",
     "machine_description", "write_summary",
 ]
 
@@ -322,7 +322,29 @@ def argument_parser(description: str, bundle: str, network: str) -> argparse.Arg
     parser.add_argument("--label", default=network, help="the network's name in the cache (one per checkpoint)")
     parser.add_argument("--methods", choices=("all", "baselines", network), default="all")
     parser.add_argument("--sets", nargs="*", default=None, help="only these test sets (and validation)")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="an inference.json override for the network (VALUE as JSON, else a string), e.g. "
+                             "--override init='\"adjoint\"'; repeatable; added to the config's bundle_overrides")
     return parser
+
+
+def network_overrides(config: Mapping[str, Any], pairs: Sequence[str]) -> dict[str, Any]:
+    """The config's ``bundle_overrides`` updated with ``--override KEY=VALUE`` pairs (VALUE parsed as JSON, else kept
+    as a string).
+
+    Raises:
+        ValueError: naming ``--override`` for a pair without ``=``.
+    """
+    merged = dict(config.get("bundle_overrides", {}))
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--override: expected KEY=VALUE, got {pair!r}.")
+        try:
+            merged[key] = json.loads(value)
+        except json.JSONDecodeError:
+            merged[key] = value
+    return merged
 
 
 def machine_description() -> str:

@@ -38,8 +38,8 @@ from rim_monai.data.mr_readers import read_mr_slices
 from rim_monai.data.samples import write_fastmri_kspace
 from rim_monai.engines import load_bundle_network
 from rim_monai.experiments.heldout_evaluation import (
-    argument_parser, evenly_spaced, load_cache, load_config, metric, nan_if_none, run_items, score, set_scores,
-    stable_seed, subject_files, tuned_and_oracle, worst_slice_margin, write_summary,
+    argument_parser, evenly_spaced, load_cache, load_config, metric, nan_if_none, network_overrides, run_items, score,
+    set_scores, stable_seed, subject_files, tuned_and_oracle, worst_slice_margin, write_summary,
 )
 from rim_monai.operators import MaskedFourier, ifft2c, rss
 
@@ -194,7 +194,8 @@ def main(argv: list[str] | None = None) -> None:
     data, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cache = load_cache(out)
-    network = None if args.methods == "baselines" else load_bundle_network(args.bundle, checkpoint=args.checkpoint)
+    network = None if args.methods == "baselines" else load_bundle_network(
+        args.bundle, overrides=network_overrides(config, args.override), checkpoint=args.checkpoint)
     methods = _methods(config, network, args.methods)
     settings = {s["name"]: s for s in config["settings"]}
     validation = _validation_entry(config)

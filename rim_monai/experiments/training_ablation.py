@@ -20,6 +20,10 @@ Usage::
     python -m rim_monai.experiments.training_ablation --config configs/ct_ablation.json \\
         --out bundles/ct_lpd_recon/runs/ablation --variants reference fan_only --skip-training
 
+With ``"weights"`` in the config (a checkpoint) nothing is trained: every variant is those weights under its own
+overrides of the network's options — an inference-time ablation (``configs/mri_inference_ablation.json``: the RIM's
+start and an output data-consistency step, on the shipped weights).
+
 Writes ``<out>/ablation.md`` and ``<out>/ablation.json`` (atomically).
 """
 
@@ -56,7 +60,8 @@ def load_ablation_config(path: str | Path) -> dict[str, Any]:
 
     Keys: ``train_config`` (a bundle's ``train.json``), ``common`` (overrides of every variant), ``variants`` (a list
     of ``{"name", "description", "overrides"}``, names unique and usable as folder names) and optionally ``group_by``
-    (an item key of the validation dataset).
+    (an item key of the validation dataset) and ``weights`` (one checkpoint scored under every variant's overrides,
+    without training).
 
     Raises:
         ValueError: naming ``path`` and the key that is missing or malformed.
@@ -83,6 +88,10 @@ def load_ablation_config(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{path}: variants: expected unique names, got {names}.")
     if not isinstance(config.get("group_by", ""), str):
         raise ValueError(f"{path}: group_by: expected an item key (a string), got {config['group_by']!r}.")
+    weights = config.get("weights")
+    if weights is not None and (not isinstance(weights, str) or not Path(weights).is_file()):
+        raise ValueError(f"{path}: weights: expected the path of a checkpoint to score every variant with, got "
+                         f"{weights!r}.")
     return config
 
 
@@ -210,7 +219,8 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         raise SystemExit(f"--variants: unknown {unknown}; the config has {known}.")
     variants = [v for v in config["variants"] if not args.variants or v["name"] in args.variants]
-    if not args.skip_training:
+    fixed = config.get("weights")
+    if not args.skip_training and fixed is None:
         for variant in variants:
             train_variant(config, variant, out, data)
     common = _parser(config, None, data)
@@ -218,7 +228,8 @@ def main(argv: list[str] | None = None) -> None:
     prepare = common.get_parsed_content("validate#prepare_batch")
     rows, per_item = [], {}
     for variant in variants:
-        run_dir, weights = out / variant["name"], out / variant["name"] / "models" / "model.pt"
+        run_dir = out / variant["name"]
+        weights = Path(fixed) if fixed is not None else run_dir / "models" / "model.pt"
         scores: list[dict[str, Any]] = []
         if weights.exists():
             network = _parser(config, variant, data).get_parsed_content("network_def")

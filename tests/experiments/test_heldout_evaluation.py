@@ -83,3 +83,14 @@ def test_worst_slice_margin_is_nan_until_both_cover_the_same_slices():
     assert shared.worst_slice_margin(net, {"slices": {"a[0]": 20.0, "a[1]": 24.0}}) == pytest.approx(1.0)
     assert np.isnan(shared.worst_slice_margin(net, {"slices": {"a[0]": 20.0}}))  # the baseline run is not finished
     assert np.isnan(shared.worst_slice_margin(None, {"slices": {}}))
+
+
+def test_network_overrides_parse_json_values_over_the_config():
+    parser = shared.argument_parser("test", "bundles/mri_rim_recon", "rim")
+    args = parser.parse_args(["--config", "c.json", "--out", "o", "--override", 'init="cg"', "--override", "steps=12",
+                              "--override", "map_estimator=lowres"])
+    merged = shared.network_overrides({"bundle_overrides": {"steps": 8, "coils": 4}}, args.override)
+    assert merged == {"steps": 12, "coils": 4, "init": "cg", "map_estimator": "lowres"}
+    assert shared.network_overrides({}, []) == {}
+    with pytest.raises(ValueError, match="^--override: expected KEY=VALUE, got 'steps'"):
+        shared.network_overrides({}, ["steps"])

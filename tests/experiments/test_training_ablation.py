@@ -102,3 +102,23 @@ def test_main_scores_existing_weights_and_names_missing_ones(tmp_path, config, c
     assert "| reference |" in (out / "ablation.md").read_text()
     with pytest.raises(SystemExit, match="unknown"):
         ablation.main(["--config", str(_write(tmp_path, config)), "--out", str(out), "--variants", "nope"])
+
+
+def test_fixed_weights_score_every_variant_without_training(tmp_path, config):
+    """``weights``: one checkpoint, each variant's overrides change the network's options (an inference ablation)."""
+    train = json.loads(open(config["train_config"]).read())
+    train["network_def"] = {"_target_": "torch.nn.Hardtanh", "min_val": 0.0, "max_val": "@clip"}
+    train["clip"] = 1.0
+    open(config["train_config"], "w").write(json.dumps(train))
+    weights = tmp_path / "weights.pt"
+    torch.save(torch.nn.Hardtanh().state_dict(), weights)
+    config.update(weights=str(weights), variants=[{"name": "wide", "overrides": {}},
+                                                  {"name": "clipped", "overrides": {"clip": 0.5}}])
+    out = tmp_path / "out"
+    ablation.main(["--config", str(_write(tmp_path, config)), "--out", str(out)])
+    rows = {r["variant"]: r for r in json.loads((out / "ablation.json").read_text())["rows"]}
+    assert not (out / "wide").exists()  # nothing trained
+    assert rows["wide"]["psnr"] != rows["clipped"]["psnr"]
+    config["weights"] = str(tmp_path / "missing.pt")
+    with pytest.raises(ValueError, match="weights: expected the path of a checkpoint"):
+        ablation.load_ablation_config(_write(tmp_path, config))
