@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from rim_monai.networks.utils import INIT_MODES, check_inputs
+from rim_monai.networks.utils import INIT_MODES, check_count, check_inputs
 from rim_monai.operators.base import LinearOperator
 
 __all__ = ["ReconstructionNetwork", "IterativeNetwork", "renamed_argument"]
@@ -110,9 +110,8 @@ class IterativeNetwork(ReconstructionNetwork):
         super().__init__(in_channels, complex_)
         if init not in init_modes:
             raise ValueError(f"init: expected one of {tuple(init_modes)}, got {init!r}.")
-        if isinstance(iterations, bool) or int(iterations) < 1:
-            raise ValueError(f"iterations: expected a positive number of iterations, got {iterations!r}.")
-        self.init, self.iterations, self.share_weights = init, int(iterations), bool(share_weights)
+        iterations = check_count(iterations, "iterations", "iterations")
+        self.init, self.iterations, self.share_weights = init, iterations, bool(share_weights)
 
     @property
     def num_weight_sets(self) -> int:

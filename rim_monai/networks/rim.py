@@ -12,8 +12,9 @@ import torch.nn.functional as F
 
 from rim_monai.networks.base import IterativeNetwork, renamed_argument
 from rim_monai.networks.blocks import ConvGRUCell, same_padding
-from rim_monai.networks.utils import (AUTOCAST_DTYPES, CG_INIT_ITERATIONS, data_consistency, from_channels,
-                                     initial_estimate, mixed_precision, sigma_like, step_scale, to_channels)
+from rim_monai.networks.utils import (AUTOCAST_DTYPES, CG_INIT_ITERATIONS, check_count, data_consistency,
+                                     from_channels, initial_estimate, mixed_precision, sigma_like, step_scale,
+                                     to_channels)
 from rim_monai.networks.utils import autocast_dtype as autocast_dtype_of
 from rim_monai.operators.base import LinearOperator
 from rim_monai.operators.likelihood import GaussianLikelihood
@@ -214,13 +215,10 @@ class RIM(IterativeNetwork):
         steps: int | None = None,
     ) -> None:
         iterations = renamed_argument("RIM", "iterations", iterations, "steps", steps, default=10)
-        if isinstance(cg_iterations, bool) or int(cg_iterations) < 1:
-            raise ValueError(f"cg_iterations: expected a positive number of CG iterations, got {cg_iterations!r}.")
-        cg_iterations = int(cg_iterations)
+        cg_iterations = check_count(cg_iterations, "cg_iterations", "CG iterations")
+        dc_iterations = check_count(dc_iterations, "dc_iterations", "CG iterations")
         if dc_lambda is not None and not float(dc_lambda) > 0:
             raise ValueError(f"dc_lambda: expected None or a positive data-consistency weight, got {dc_lambda!r}.")
-        if isinstance(dc_iterations, bool) or int(dc_iterations) < 1:
-            raise ValueError(f"dc_iterations: expected a positive number of CG iterations, got {dc_iterations!r}.")
         super().__init__(in_channels, complex_, iterations, init, share_weights=True)
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture: expected one of {ARCHITECTURES}, got {architecture!r}.")
@@ -232,7 +230,7 @@ class RIM(IterativeNetwork):
             raise ValueError(f"link: complex images need link='identity' (a {link} link has no meaning for complex values).")
         self.cg_iterations = cg_iterations
         self.dc_lambda = None if dc_lambda is None else float(dc_lambda)
-        self.dc_iterations = int(dc_iterations)
+        self.dc_iterations = dc_iterations
         self.channels_last = bool(channels_last)
         self.autocast_dtype = autocast_dtype_of(autocast_dtype)
         self.architecture, self.variant, self.link = architecture, variant, link

@@ -29,6 +29,7 @@ __all__ = [
     "INIT_MODES",
     "CG_INIT_ITERATIONS",
     "data_consistency",
+    "check_count",
     "AUTOCAST_DTYPES",
     "autocast_dtype",
     "mixed_precision",
@@ -36,10 +37,22 @@ __all__ = [
 
 INIT_MODES = ("zeros", "adjoint", "fbp", "cg")
 
-#: CG iterations of the ``"cg"`` start, and the relative-residual tolerance of the networks' CG (the start and
-#: :func:`data_consistency`; noise-free data stop early)
+#: CG iterations of the ``"cg"`` start
 CG_INIT_ITERATIONS = 8
-CG_INIT_TOL = 1e-3
+#: relative-residual tolerance of the networks' CG (the ``"cg"`` start and :func:`data_consistency`; noise-free data
+#: stop early)
+NETWORK_CG_TOL = 1e-3
+
+
+def check_count(value: int, name: str, what: str) -> int:
+    """``value`` as a positive ``int`` (a count of iterations or steps).
+
+    Raises:
+        ValueError: ``"<name>: expected a positive number of <what>, got <value>."`` for ``bool``, zero or negative.
+    """
+    if isinstance(value, bool) or int(value) < 1:
+        raise ValueError(f"{name}: expected a positive number of {what}, got {value!r}.")
+    return int(value)
 
 #: the mixed-precision dtypes of the networks' ``autocast_dtype`` option
 AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -180,7 +193,7 @@ def initial_estimate(
       (zero-filled for MRI).
     * ``"cg"``: ``cg_iterations`` iterations of CGLS on :math:`A^H A x = A^H y` from zero
       (:func:`~rim_monai.classical.cg_normal`, :math:`\lambda = 0`, a sample stops at relative residual
-      :data:`CG_INIT_TOL`): CG-SENSE for multi-coil MRI, a data-consistent start that a few iterations of a learned
+      :data:`NETWORK_CG_TOL`): CG-SENSE for multi-coil MRI, a data-consistent start that a few iterations of a learned
       network could not reach from zero-filled (for single-coil Cartesian sampling it equals zero-filled). Computed
       without gradient: the start is an input of the network, not a learned part of it.
 
@@ -205,9 +218,8 @@ def initial_estimate(
         if x0.shape != adjoint.shape:
             raise ValueError(f"A: A.fbp(y) returned shape {tuple(x0.shape)}, expected that of A.adjoint(y) {tuple(adjoint.shape)}.")
         return x0.to(adjoint.dtype)
-    if mode == "cg":
-        with torch.no_grad():
-            return cg_normal(y, A, lam=0.0, iterations=cg_iterations, tol=CG_INIT_TOL).to(adjoint.dtype)
+    if mode == "cg":  # cg_normal runs without gradient by default
+        return cg_normal(y, A, lam=0.0, iterations=cg_iterations, tol=NETWORK_CG_TOL).to(adjoint.dtype)
     return adjoint * step_scale(A)
 
 
@@ -235,8 +247,6 @@ def data_consistency(x: torch.Tensor, y: torch.Tensor, A: LinearOperator, lam: f
     """
     if not lam > 0:
         raise ValueError(f"lam: expected a positive data-consistency weight, got {lam!r}.")
-    if isinstance(iterations, bool) or int(iterations) < 1:
-        raise ValueError(f"iterations: expected a positive number of CG iterations, got {iterations!r}.")
-    residual = y - A(x, check=False)
-    return x + cg_normal(residual, A, lam=float(lam), iterations=int(iterations), tol=CG_INIT_TOL,
+    residual = y - A(x, check=False)  # cg_normal checks iterations
+    return x + cg_normal(residual, A, lam=float(lam), iterations=iterations, tol=NETWORK_CG_TOL,
                          differentiable=torch.is_grad_enabled())

@@ -141,14 +141,14 @@ def test_initialisations(init):
 def test_cg_start_is_the_cgls_iterate_and_fits_the_data_better_than_zero_filled():
     """``init="cg"``: an untrained RIM (zero update) returns ``cg_iterations`` CGLS iterations on multi-coil MRI."""
     from rim_monai.classical import cg_normal
-    from rim_monai.networks.utils import CG_INIT_TOL
+    from rim_monai.networks.utils import NETWORK_CG_TOL
 
     problem = make_problem("mri-8coil")
     y, A = problem.y, problem.A
     net = RIM(complex_=True, features=(4, 4), iterations=2, init="cg", cg_iterations=3).eval()
     with torch.no_grad():
         x = net(y, A)
-    torch.testing.assert_close(x, cg_normal(y, A, lam=0.0, iterations=3, tol=CG_INIT_TOL), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(x, cg_normal(y, A, lam=0.0, iterations=3, tol=NETWORK_CG_TOL), rtol=1e-5, atol=1e-6)
     zero_filled = A.adjoint(y)
     assert (A(x) - y).norm() < 0.8 * (A(zero_filled) - y).norm()
     with pytest.raises(ValueError, match="^cg_iterations"):
@@ -174,7 +174,7 @@ def test_output_data_consistency_is_the_proximal_step_and_differentiable():
         torch.testing.assert_close(x_dc, data_consistency(x, y, A, 0.3, 60))
         rhs = y.reshape(y.shape[0], -1) @ matrix + 0.3 * x.reshape(x.shape[0], -1)
         exact = torch.linalg.solve(normal, rhs.T).T
-        # CG stops at relative residual 1e-3 (CG_INIT_TOL)
+        # CG stops at relative residual 1e-3 (NETWORK_CG_TOL)
         assert (x_dc.reshape(x.shape[0], -1) - exact).norm() <= 1e-2 * exact.norm()
         assert (A(x_dc) - y).norm() < (A(x) - y).norm()
     (dc(y, A) - problem.x.double()).square().sum().backward()
