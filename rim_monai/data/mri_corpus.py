@@ -4,10 +4,12 @@ Three pieces, composed by the MRI bundle's ``train.json``:
 
 - :class:`MRICorpus`: the 2D slices of a list of real scans (paths relative to a data root, any format of
   :func:`~rim_monai.data.mr_readers.read_mr_slices`), each scan scaled by its 99.5th percentile, plus optional
-  natural images (BSDS300 train, greyscale) as a texture prior; held in memory.
+  natural images (BSDS300 train, greyscale) as a texture prior and optional procedural brain phantoms
+  (:func:`~rim_monai.data.brain_phantom.brain_phantom`, seeds from ``phantom_seed`` on) as a piecewise-smooth
+  prior; held in memory.
 - :class:`MRITrainingPatches`: training items. Item ``(seed, coils, size)`` takes a random source (a natural image
-  with probability ``natural_fraction``, else a subject drawn with weight :math:`\sqrt{\text{its slices}}`, then a
-  random slice), a random field of view of
+  with probability ``natural_fraction``, a brain phantom with probability ``phantom_fraction``, else a subject drawn
+  with weight :math:`\sqrt{\text{its slices}}`, then a random slice), a random field of view of
   ``zoom`` x ``size`` pixels (zoom log-uniform in ``zooms``: half to twice the native resolution), resampled to
   ``size`` x ``size`` (antialiased), a random flip / quarter turn, a smooth random phase for magnitude images, and
   a random acquisition (:class:`~rim_monai.data.AcquisitionSampler`, coil maps estimated from the calibration region).
@@ -31,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
+from rim_monai.data.brain_phantom import brain_phantom
 from rim_monai.data.mr_readers import IMAGE_SUFFIXES, read_mr_slices
 from rim_monai.data.mri_acquisition import AcquisitionSampler, AcquisitionSettings, simulate_acquisition
 from rim_monai.data.simulate_mri import smooth_phase
@@ -60,9 +63,15 @@ class MRICorpus:
         reader: ``(path, max_per_axis) -> slices`` of one scan (default
             :func:`~rim_monai.data.mr_readers.read_mr_slices`; the CT corpus passes
             :func:`~rim_monai.data.ct_corpus.read_ct_slices`).
+        phantoms: number of procedural brain phantoms (:func:`~rim_monai.data.brain_phantom.brain_phantom`,
+            ``phantom_size`` squared, seeds ``phantom_seed`` ... ``phantom_seed + phantoms - 1``; the MRI bundle's
+            shipped input uses seeds 0 and 1), scaled by their 99.5th percentile like the scans.
+        phantom_seed: the first phantom seed.
+        phantom_size: the phantoms' side in pixels.
 
     Raises:
-        ValueError: naming ``subjects`` when a path does not exist under ``root`` or yields no slices.
+        ValueError: naming ``subjects`` when a path does not exist under ``root`` or yields no slices, or
+            ``phantoms`` when negative.
     """
 
     def __init__(
@@ -72,7 +81,12 @@ class MRICorpus:
         natural_dir: str | None = None,
         max_per_axis: int = 24,
         reader: Callable[[Path, int], list[np.ndarray]] = read_mr_slices,
+        phantoms: int = 0,
+        phantom_seed: int = 1000,
+        phantom_size: int = 256,
     ) -> None:
+        if int(phantoms) < 0:
+            raise ValueError(f"phantoms: expected a count of at least 0, got {phantoms}.")
         self.root = Path(root)
         self.names: list[str] = []
         self.slices: list[list[np.ndarray]] = []
@@ -97,14 +111,18 @@ class MRICorpus:
             for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
                 grey = np.asarray(Image.open(path).convert("L"), dtype=np.float32)
                 self.natural.append(grey / max(float(np.percentile(grey, 99.5)), 1.0))
+        self.phantoms: list[np.ndarray] = []
+        for seed in range(int(phantom_seed), int(phantom_seed) + int(phantoms)):
+            phantom = brain_phantom((phantom_size, phantom_size), seed=seed)
+            self.phantoms.append(phantom / float(np.percentile(phantom, 99.5)))
 
     def __len__(self) -> int:
         return len(self.slices)
 
     def summary(self) -> str:
-        """One line: subjects, slices and natural images."""
+        """One line: subjects, slices, natural images and phantoms."""
         return (f"{len(self.slices)} subjects, {sum(map(len, self.slices))} slices, "
-                f"{len(self.natural)} natural images")
+                f"{len(self.natural)} natural images, {len(self.phantoms)} phantoms")
 
 
 def random_field_of_view(image: np.ndarray, size: int, zoom: float, rng: np.random.Generator) -> torch.Tensor:
@@ -144,13 +162,14 @@ class MRITrainingPatches(Dataset):
         sizes: item sizes ``S`` (the first is the size of ``int`` indices).
         zooms: ``(low, high)`` field of view per item pixel (log-uniform).
         natural_fraction: probability of a natural image (when the corpus has any).
+        phantom_fraction: probability of a brain phantom (when the corpus has any).
         max_phase: largest synthetic phase (radians) of magnitude images.
         length: the nominal ``len()`` (items are random; the batch sampler decides how many are drawn).
         relative_zoom: ``zooms`` are fields of view in units of the source's larger side (1: the whole image just
             fits, 2: it fills half the field of view) instead of source pixels per item pixel.
 
     Raises:
-        ValueError: naming ``sizes``, ``zooms`` or ``natural_fraction``.
+        ValueError: naming ``sizes``, ``zooms``, ``natural_fraction`` or ``phantom_fraction``.
     """
 
     def __init__(
@@ -160,6 +179,7 @@ class MRITrainingPatches(Dataset):
         sizes: Sequence[int] = (128,),
         zooms: Sequence[float] = (0.5, 2.0),
         natural_fraction: float = 0.25,
+        phantom_fraction: float = 0.0,
         max_phase: float = math.pi,
         length: int = 100_000,
         relative_zoom: bool = False,
@@ -170,9 +190,13 @@ class MRITrainingPatches(Dataset):
             raise ValueError(f"zooms: expected (low, high) with 0 < low <= high, got {list(zooms)}.")
         if not 0 <= natural_fraction <= 1:
             raise ValueError(f"natural_fraction: expected a probability, got {natural_fraction}.")
+        if not 0 <= phantom_fraction <= 1 - natural_fraction:
+            raise ValueError(f"phantom_fraction: expected a probability of at most 1 - natural_fraction "
+                             f"({1 - natural_fraction:g}), got {phantom_fraction}.")
         self.corpus, self.acquisitions = corpus, acquisitions
         self.sizes, self.zooms = [int(s) for s in sizes], (float(zooms[0]), float(zooms[1]))
         self.natural_fraction = natural_fraction if corpus.natural else 0.0
+        self.phantom_fraction = phantom_fraction if corpus.phantoms else 0.0
         self.max_phase, self.length, self.relative_zoom = float(max_phase), int(length), bool(relative_zoom)
         counts = np.sqrt([len(s) for s in corpus.slices])
         self.weights = counts / counts.sum()  # subjects drawn with weight sqrt(slices): volumes count more than a slice
@@ -191,8 +215,11 @@ class MRITrainingPatches(Dataset):
         return self._draw(rng, size)
 
     def _draw(self, rng: np.random.Generator, size: int) -> torch.Tensor:
-        if rng.random() < self.natural_fraction:
+        draw = rng.random()
+        if draw < self.natural_fraction:
             source = self.corpus.natural[int(rng.integers(len(self.corpus.natural)))]
+        elif draw < self.natural_fraction + self.phantom_fraction:
+            source = self.corpus.phantoms[int(rng.integers(len(self.corpus.phantoms)))]
         else:
             subject = self.corpus.slices[int(rng.choice(len(self.corpus.slices), p=self.weights))]
             source = subject[int(rng.integers(len(subject)))]

@@ -24,6 +24,7 @@ from rim_monai.data import (
     varied_coil_maps,
     write_bart,
 )
+from rim_monai.data.brain_phantom import brain_phantom
 from rim_monai.operators import MaskedFourier
 
 
@@ -136,6 +137,24 @@ def test_natural_images_and_validation_slices(scans):
     assert all(item["target"].shape[-1] <= 32 for item in validation.items)
     with pytest.raises(ValueError, match="subjects"):
         MRICorpus(scans, ["missing.nii.gz"])
+
+
+def test_brain_phantoms_as_a_training_source(scans):
+    corpus = MRICorpus(scans, ["slice.png"], phantoms=2, phantom_seed=5, phantom_size=48)
+    assert len(corpus.phantoms) == 2 and corpus.phantoms[0].shape == (48, 48) and "2 phantoms" in corpus.summary()
+    expected = brain_phantom((48, 48), seed=6)
+    np.testing.assert_allclose(corpus.phantoms[1], expected / np.percentile(expected, 99.5), rtol=1e-6)
+    corpus.slices = [[np.zeros((48, 48), np.float32)]]  # a blank subject: any signal must come from a phantom
+    sampler = AcquisitionSampler(coils=[2])
+    with_phantoms = MRITrainingPatches(corpus, sampler, sizes=[32], natural_fraction=0.0, phantom_fraction=1.0)
+    without = MRITrainingPatches(corpus, sampler, sizes=[32], natural_fraction=0.0, phantom_fraction=0.0)
+    rng = np.random.default_rng(0)
+    assert float(with_phantoms.image(rng, 32).abs().amax()) > 0.5
+    assert float(without.image(np.random.default_rng(0), 32).abs().amax()) == 0.0
+    with pytest.raises(ValueError, match="phantom_fraction"):
+        MRITrainingPatches(corpus, sampler, natural_fraction=0.5, phantom_fraction=0.6)
+    with pytest.raises(ValueError, match="phantoms"):
+        MRICorpus(scans, ["slice.png"], phantoms=-1)
 
 
 def test_an_empty_image_keeps_the_true_maps():
