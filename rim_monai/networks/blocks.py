@@ -7,7 +7,12 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
-__all__ = ["ConvGRUCell", "ConvStack", "same_padding"]
+__all__ = ["ConvGRUCell", "ConvStack", "same_padding", "check_padding_mode", "PADDING_MODES"]
+
+#: boundary conditions of the "same"-padded convolutions (``torch.nn.Conv2d``'s ``padding_mode``): ``"circular"``
+#: matches the periodic image of a discrete Fourier transform, so Cartesian MRI aliasing that wraps across the field
+#: of view is seen next to its source
+PADDING_MODES = ("zeros", "circular", "reflect", "replicate")
 
 
 def same_padding(kernel_size: int, dilation: int = 1) -> int:
@@ -15,6 +20,17 @@ def same_padding(kernel_size: int, dilation: int = 1) -> int:
     if kernel_size % 2 == 0:
         raise ValueError(f"kernel_size: expected an odd size, got {kernel_size}.")
     return dilation * (kernel_size - 1) // 2
+
+
+def check_padding_mode(padding_mode: str) -> str:
+    """``padding_mode`` when it is one of :data:`PADDING_MODES`.
+
+    Raises:
+        ValueError: naming ``padding_mode``, what was given and what is accepted.
+    """
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f"padding_mode: expected one of {PADDING_MODES}, got {padding_mode!r}.")
+    return padding_mode
 
 
 class ConvGRUCell(nn.Module):
@@ -29,6 +45,7 @@ class ConvGRUCell(nn.Module):
         hidden_channels: channels of the state ``s``.
         kernel_size: odd convolution size.
         dilation: dilation of both convolutions (same padding).
+        padding_mode: boundary condition of both convolutions, one of :data:`PADDING_MODES`.
 
     Shapes:
         ``u``: ``(B, input_channels, H, W)``, ``s``: ``(B, hidden_channels, H, W)`` or ``None`` (zeros: then
@@ -41,12 +58,17 @@ class ConvGRUCell(nn.Module):
         torch.Size([2, 8, 6, 6])
     """
 
-    def __init__(self, input_channels: int, hidden_channels: int, kernel_size: int = 3, dilation: int = 1) -> None:
+    def __init__(
+        self, input_channels: int, hidden_channels: int, kernel_size: int = 3, dilation: int = 1,
+        padding_mode: str = "zeros",
+    ) -> None:
         super().__init__()
         pad = same_padding(kernel_size, dilation)
         self.hidden_channels = int(hidden_channels)
-        self.input_conv = nn.Conv2d(input_channels, 3 * hidden_channels, kernel_size, padding=pad, dilation=dilation)
-        self.hidden_conv = nn.Conv2d(hidden_channels, 3 * hidden_channels, kernel_size, padding=pad, dilation=dilation, bias=False)
+        self.input_conv = nn.Conv2d(input_channels, 3 * hidden_channels, kernel_size, padding=pad, dilation=dilation,
+                                    padding_mode=check_padding_mode(padding_mode))
+        self.hidden_conv = nn.Conv2d(hidden_channels, 3 * hidden_channels, kernel_size, padding=pad, dilation=dilation,
+                                     bias=False, padding_mode=padding_mode)
 
     def forward(self, u: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
         xr, xz, xn = self.input_conv(u).chunk(3, dim=1)

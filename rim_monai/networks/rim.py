@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rim_monai.networks.base import IterativeNetwork, renamed_argument
-from rim_monai.networks.blocks import ConvGRUCell, same_padding
+from rim_monai.networks.blocks import ConvGRUCell, check_padding_mode, same_padding
 from rim_monai.networks.utils import (AUTOCAST_DTYPES, CG_INIT_ITERATIONS, check_count, data_consistency,
                                      from_channels, initial_estimate, mixed_precision, sigma_like, step_scale,
                                      to_channels)
@@ -83,9 +83,10 @@ class DilatedCell(nn.Module):
         features: stage widths.
         dilations: stage dilations (same length as ``features``).
         recurrent: GRU (``True``) or ReLU layer without state (``False``).
+        padding_mode: boundary condition of every convolution (:data:`~rim_monai.networks.blocks.PADDING_MODES`).
 
     Raises:
-        ValueError: ``features`` and ``dilations`` differ in length or are empty.
+        ValueError: ``features`` and ``dilations`` differ in length or are empty, or an unknown ``padding_mode``.
     """
 
     def __init__(
@@ -95,8 +96,10 @@ class DilatedCell(nn.Module):
         features: Sequence[int] = (32, 32),
         dilations: Sequence[int] = (1, 2),
         recurrent: bool = True,
+        padding_mode: str = "zeros",
     ) -> None:
         super().__init__()
+        check_padding_mode(padding_mode)
         features, dilations = tuple(int(f) for f in features), tuple(int(d) for d in dilations)
         if not features or len(features) != len(dilations):
             raise ValueError(f"dilations: expected one dilation per stage of features={features}, got {dilations}.")
@@ -105,13 +108,13 @@ class DilatedCell(nn.Module):
         self.cores = nn.ModuleList()
         width = in_channels
         for f, d in zip(features, dilations):
-            self.convs.append(nn.Conv2d(width, f, 3, padding=same_padding(3, d), dilation=d))
+            self.convs.append(nn.Conv2d(width, f, 3, padding=same_padding(3, d), dilation=d, padding_mode=padding_mode))
             if recurrent:
-                self.cores.append(ConvGRUCell(f, f, 3, dilation=d))
+                self.cores.append(ConvGRUCell(f, f, 3, dilation=d, padding_mode=padding_mode))
             else:
-                self.cores.append(nn.Conv2d(f, f, 3, padding=same_padding(3, d), dilation=d))
+                self.cores.append(nn.Conv2d(f, f, 3, padding=same_padding(3, d), dilation=d, padding_mode=padding_mode))
             width = f
-        self.out = nn.Conv2d(width, out_channels, 3, padding=1)
+        self.out = nn.Conv2d(width, out_channels, 3, padding=1, padding_mode=padding_mode)
 
     def forward(self, u: torch.Tensor, state: list[torch.Tensor] | None) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
         h = u
@@ -178,6 +181,10 @@ class RIM(IterativeNetwork):
         cg_iterations: the CG iterations of ``init="cg"`` (> 0; ignored by the other starts).
         dc_lambda: :math:`\lambda > 0` of the output's data-consistency step; ``None`` (default): no step.
         dc_iterations: its CG iterations (> 0).
+        padding_mode: boundary condition of the update network's convolutions, one of
+            :data:`~rim_monai.networks.blocks.PADDING_MODES` (``"atrous"`` and ``"compact"``; the strided ``"paper"``
+            cell has zero padding only). ``"circular"`` suits Cartesian MRI: the DFT's image is periodic and
+            undersampling aliases wrap across the field of view. Weights load across modes (the shapes are the same).
         steps: deprecated name of ``iterations`` (``DeprecationWarning``).
 
     Shapes:
@@ -211,6 +218,7 @@ class RIM(IterativeNetwork):
         cg_iterations: int = CG_INIT_ITERATIONS,
         dc_lambda: float | None = None,
         dc_iterations: int = 4,
+        padding_mode: str = "zeros",
         *,
         steps: int | None = None,
     ) -> None:
@@ -228,6 +236,8 @@ class RIM(IterativeNetwork):
             raise ValueError(f"link: expected one of {LINKS}, got {link!r}.")
         if complex_ and link != "identity":
             raise ValueError(f"link: complex images need link='identity' (a {link} link has no meaning for complex values).")
+        if architecture == "paper" and check_padding_mode(padding_mode) != "zeros":
+            raise ValueError(f"padding_mode: the strided 'paper' architecture has zero padding only, got {padding_mode!r}.")
         self.cg_iterations = cg_iterations
         self.dc_lambda = None if dc_lambda is None else float(dc_lambda)
         self.dc_iterations = dc_iterations
@@ -242,9 +252,10 @@ class RIM(IterativeNetwork):
             outer, hidden = tuple(features) if features is not None else (64, 256)
             self.cell: nn.Module = PaperCell(cell_in, channels, outer, hidden, recurrent)
         elif architecture == "atrous":
-            self.cell = DilatedCell(cell_in, channels, ATROUS_FEATURES, ATROUS_DILATIONS, recurrent)
+            self.cell = DilatedCell(cell_in, channels, ATROUS_FEATURES, ATROUS_DILATIONS, recurrent, padding_mode)
         else:
-            self.cell = DilatedCell(cell_in, channels, tuple(features) if features is not None else (32, 32), dilations, recurrent)
+            self.cell = DilatedCell(cell_in, channels, tuple(features) if features is not None else (32, 32), dilations,
+                                    recurrent, padding_mode)
         self.likelihood = GaussianLikelihood(init_epsilon=init_epsilon)
         if zero_init_update:
             nn.init.zeros_(self.cell.out.weight)

@@ -54,6 +54,8 @@ def test_complex_rim_needs_the_identity_link():
         ({"init": "random"}, "^init"),
         ({"iterations": 0}, "^iterations"),
         ({"features": (8, 8), "dilations": (1,)}, "^dilations"),
+        ({"padding_mode": "periodic"}, "^padding_mode"),
+        ({"architecture": "paper", "padding_mode": "circular"}, "^padding_mode: the strided"),
     ],
 )
 def test_bad_arguments(kwargs, error):
@@ -199,6 +201,28 @@ def test_zero_initialised_update_returns_the_start_until_trained():
     random_net = RIM(features=(4, 4), iterations=3, link="identity", zero_init_update=False)
     with torch.no_grad():
         assert not torch.allclose(random_net(y, A), y)
+
+
+@pytest.mark.parametrize("architecture", ["compact", "atrous"])
+def test_circular_padding_makes_the_rim_commute_with_circular_shifts(architecture):
+    """With ``padding_mode="circular"`` and a shift-invariant operator (denoising, or Cartesian MRI, whose image is
+    periodic), shifting the measurement circularly shifts the reconstruction; zero padding breaks this at the edges."""
+    from rim_monai.operators import Identity
+
+    A = Identity((12, 10))
+    y = torch.rand(2, 1, 12, 10, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    circular = RIM(architecture=architecture, features=(4, 4), iterations=3, zero_init_update=False,
+                   padding_mode="circular", channels_last=False)
+    zeros = RIM(architecture=architecture, features=(4, 4), iterations=3, zero_init_update=False, channels_last=False)
+    zeros.load_state_dict(circular.state_dict())  # weights load across padding modes
+    shift = (5, -3)
+    with torch.no_grad():
+        rolled = circular(y.roll(shift, dims=(-2, -1)), A)
+        torch.testing.assert_close(rolled, circular(y, A).roll(shift, dims=(-2, -1)), rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(zeros(y.roll(shift, dims=(-2, -1)), A), zeros(y, A).roll(shift, dims=(-2, -1)),
+                                  atol=1e-4)
+        assert circular.cell.convs[0].padding_mode == "circular" and zeros.cell.convs[0].padding_mode == "zeros"
 
 
 # ---------------------------------------------------------------- training speed (issue 13): same function, faster
