@@ -194,8 +194,9 @@ def main(argv: list[str] | None = None) -> None:
     data, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cache = load_cache(out)
+    config["bundle_overrides"] = network_overrides(config, args.override)  # the summary records what was used
     network = None if args.methods == "baselines" else load_bundle_network(
-        args.bundle, overrides=network_overrides(config, args.override), checkpoint=args.checkpoint)
+        args.bundle, overrides=config["bundle_overrides"], checkpoint=args.checkpoint)
     methods = _methods(config, network, args.methods)
     settings = {s["name"]: s for s in config["settings"]}
     validation = _validation_entry(config)

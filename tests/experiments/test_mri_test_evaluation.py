@@ -50,12 +50,14 @@ def test_table_tunes_tv_on_validation_and_reuses_the_cache(tmp_path):
         assert np.isnan(row["rim"])
     assert (out / "kspace" / "raw.h5").exists()  # the measured k-space in the fastMRI layout
     evaluation.main(["--config", str(config), "--out", str(out), "--data", str(tmp_path), "--methods", "rim",
-                     "--label", "shipped"])
+                     "--label", "shipped", "--override", "padding_mode=circular"])
     after = json.loads((out / "cache.json").read_text())
     new = set(after) - set(cache)
     assert new and all(key.endswith("|shipped") for key in new)
     assert all(after[key] == cache[key] for key in cache)  # the baselines were not recomputed
-    rows = json.loads((out / "evaluation.json").read_text())["rows"]
+    summary = json.loads((out / "evaluation.json").read_text())
+    assert summary["config"]["bundle_overrides"]["padding_mode"] == "circular"  # the overrides used are recorded
+    rows = summary["rows"]
     assert all(np.isfinite(r["rim"]) and np.isfinite(r["worst_slice_rim_minus_zf"]) for r in rows)
 
 
