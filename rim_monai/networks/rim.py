@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rim_monai.networks.base import IterativeNetwork, renamed_argument
-from rim_monai.networks.blocks import ConvGRUCell, check_padding_mode, same_padding
+from rim_monai.networks.blocks import BoundaryConv2d, ConvGRUCell, check_padding_mode, same_padding
 from rim_monai.networks.utils import (AUTOCAST_DTYPES, CG_INIT_ITERATIONS, check_count, data_consistency,
                                      from_channels, initial_estimate, mixed_precision, sigma_like, step_scale,
                                      to_channels)
@@ -108,13 +108,15 @@ class DilatedCell(nn.Module):
         self.cores = nn.ModuleList()
         width = in_channels
         for f, d in zip(features, dilations):
-            self.convs.append(nn.Conv2d(width, f, 3, padding=same_padding(3, d), dilation=d, padding_mode=padding_mode))
+            self.convs.append(BoundaryConv2d(width, f, 3, padding=same_padding(3, d), dilation=d,
+                                             padding_mode=padding_mode))
             if recurrent:
                 self.cores.append(ConvGRUCell(f, f, 3, dilation=d, padding_mode=padding_mode))
             else:
-                self.cores.append(nn.Conv2d(f, f, 3, padding=same_padding(3, d), dilation=d, padding_mode=padding_mode))
+                self.cores.append(BoundaryConv2d(f, f, 3, padding=same_padding(3, d), dilation=d,
+                                                 padding_mode=padding_mode))
             width = f
-        self.out = nn.Conv2d(width, out_channels, 3, padding=1, padding_mode=padding_mode)
+        self.out = BoundaryConv2d(width, out_channels, 3, padding=1, padding_mode=padding_mode)
 
     def forward(self, u: torch.Tensor, state: list[torch.Tensor] | None) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
         h = u

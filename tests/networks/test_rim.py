@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rim_monai.networks import RIM
-from rim_monai.networks.blocks import ConvGRUCell
+from rim_monai.networks.blocks import BoundaryConv2d, ConvGRUCell
 from rim_monai.networks.utils import sigma_like
 from tests.networks.problems import make_problem
 
@@ -223,6 +223,18 @@ def test_circular_padding_makes_the_rim_commute_with_circular_shifts(architectur
         assert not torch.allclose(zeros(y.roll(shift, dims=(-2, -1)), A), zeros(y, A).roll(shift, dims=(-2, -1)),
                                   atol=1e-4)
         assert circular.cell.convs[0].padding_mode == "circular" and zeros.cell.convs[0].padding_mode == "zeros"
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "circular", "reflect", "replicate"])
+def test_boundary_conv_is_torch_conv_and_keeps_channels_last(padding_mode):
+    torch.manual_seed(0)
+    reference = torch.nn.Conv2d(3, 4, 3, padding=2, dilation=2, padding_mode=padding_mode).double()
+    conv = BoundaryConv2d(3, 4, 3, padding=2, dilation=2, padding_mode=padding_mode).double()
+    conv.load_state_dict(reference.state_dict())
+    x = torch.randn(2, 3, 9, 7, dtype=torch.float64).to(memory_format=torch.channels_last)
+    out = conv(x)
+    torch.testing.assert_close(out, reference(x), rtol=1e-12, atol=1e-12)
+    assert out.is_contiguous(memory_format=torch.channels_last)
 
 
 # ---------------------------------------------------------------- training speed (issue 13): same function, faster
