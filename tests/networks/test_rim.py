@@ -231,10 +231,14 @@ def test_boundary_conv_is_torch_conv_and_keeps_channels_last(padding_mode):
     reference = torch.nn.Conv2d(3, 4, 3, padding=2, dilation=2, padding_mode=padding_mode).double()
     conv = BoundaryConv2d(3, 4, 3, padding=2, dilation=2, padding_mode=padding_mode).double()
     conv.load_state_dict(reference.state_dict())
-    x = torch.randn(2, 3, 9, 7, dtype=torch.float64).to(memory_format=torch.channels_last)
-    out = conv(x)
-    torch.testing.assert_close(out, reference(x), rtol=1e-12, atol=1e-12)
+    x = torch.randn(2, 3, 9, 7, dtype=torch.float64).to(memory_format=torch.channels_last).requires_grad_(True)
+    out, expected = conv(x), reference(x)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
     assert out.is_contiguous(memory_format=torch.channels_last)
+    weights = torch.randn(out.shape, dtype=torch.float64)
+    (grad,) = torch.autograd.grad((out * weights).sum(), x)
+    (expected_grad,) = torch.autograd.grad((expected * weights).sum(), x)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-12, atol=1e-12)  # the folded halo gradient
 
 
 # ---------------------------------------------------------------- training speed (issue 13): same function, faster
