@@ -84,7 +84,7 @@ class BoundaryConv2d(nn.Conv2d):
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         if self.padding_mode == "zeros":
             return super()._conv_forward(input, weight, bias)
-        pad_h, pad_w = self.padding
+        pad_w, _, pad_h, _ = self._reversed_padding_repeated_twice  # odd kernels: symmetric
         if self.padding_mode == "circular":
             padded = circular_pad(input, pad_h, pad_w)
         else:
