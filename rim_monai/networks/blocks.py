@@ -8,8 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["BoundaryConv2d", "ConvGRUCell", "ConvStack", "circular_pad", "same_padding", "check_padding_mode",
-           "PADDING_MODES"]
+__all__ = ["BoundaryConv2d", "ConvGRUCell", "ConvStack", "circular_pad", "same_padding", "PADDING_MODES"]
 
 #: boundary conditions of the "same"-padded convolutions (``torch.nn.Conv2d``'s ``padding_mode``): ``"circular"``
 #: matches the periodic image of a discrete Fourier transform, so Cartesian MRI aliasing that wraps across the field
@@ -22,17 +21,6 @@ def same_padding(kernel_size: int, dilation: int = 1) -> int:
     if kernel_size % 2 == 0:
         raise ValueError(f"kernel_size: expected an odd size, got {kernel_size}.")
     return dilation * (kernel_size - 1) // 2
-
-
-def check_padding_mode(padding_mode: str) -> str:
-    """``padding_mode`` when it is one of :data:`PADDING_MODES`.
-
-    Raises:
-        ValueError: naming ``padding_mode``, what was given and what is accepted.
-    """
-    if padding_mode not in PADDING_MODES:
-        raise ValueError(f"padding_mode: expected one of {PADDING_MODES}, got {padding_mode!r}.")
-    return padding_mode
 
 
 class _CircularPad(torch.autograd.Function):
@@ -79,7 +67,15 @@ def circular_pad(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
 class BoundaryConv2d(nn.Conv2d):
     """``torch.nn.Conv2d`` whose non-zero ``padding_mode`` keeps the input's memory format (circular padding by
     :func:`circular_pad`); the parameters and the function are those of ``nn.Conv2d``, so state dicts load both ways.
+
+    Raises:
+        ValueError: naming ``padding_mode`` when it is not one of :data:`PADDING_MODES`.
     """
+
+    def __init__(self, *args, padding_mode: str = "zeros", **kwargs) -> None:
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"padding_mode: expected one of {PADDING_MODES}, got {padding_mode!r}.")
+        super().__init__(*args, padding_mode=padding_mode, **kwargs)
 
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         if self.padding_mode == "zeros":
@@ -127,7 +123,7 @@ class ConvGRUCell(nn.Module):
         pad = same_padding(kernel_size, dilation)
         self.hidden_channels = int(hidden_channels)
         self.input_conv = BoundaryConv2d(input_channels, 3 * hidden_channels, kernel_size, padding=pad,
-                                         dilation=dilation, padding_mode=check_padding_mode(padding_mode))
+                                         dilation=dilation, padding_mode=padding_mode)
         self.hidden_conv = BoundaryConv2d(hidden_channels, 3 * hidden_channels, kernel_size, padding=pad,
                                           dilation=dilation, bias=False, padding_mode=padding_mode)
 

@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rim_monai.networks.base import IterativeNetwork, renamed_argument
-from rim_monai.networks.blocks import BoundaryConv2d, ConvGRUCell, check_padding_mode, same_padding
+from rim_monai.networks.blocks import BoundaryConv2d, ConvGRUCell, same_padding
 from rim_monai.networks.utils import (AUTOCAST_DTYPES, CG_INIT_ITERATIONS, check_count, data_consistency,
                                      from_channels, initial_estimate, mixed_precision, sigma_like, step_scale,
                                      to_channels)
@@ -99,7 +99,6 @@ class DilatedCell(nn.Module):
         padding_mode: str = "zeros",
     ) -> None:
         super().__init__()
-        check_padding_mode(padding_mode)
         features, dilations = tuple(int(f) for f in features), tuple(int(d) for d in dilations)
         if not features or len(features) != len(dilations):
             raise ValueError(f"dilations: expected one dilation per stage of features={features}, got {dilations}.")
@@ -238,7 +237,7 @@ class RIM(IterativeNetwork):
             raise ValueError(f"link: expected one of {LINKS}, got {link!r}.")
         if complex_ and link != "identity":
             raise ValueError(f"link: complex images need link='identity' (a {link} link has no meaning for complex values).")
-        if architecture == "paper" and check_padding_mode(padding_mode) != "zeros":
+        if architecture == "paper" and padding_mode != "zeros":
             raise ValueError(f"padding_mode: the strided 'paper' architecture has zero padding only, got {padding_mode!r}.")
         self.cg_iterations = cg_iterations
         self.dc_lambda = None if dc_lambda is None else float(dc_lambda)
