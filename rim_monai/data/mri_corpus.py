@@ -290,6 +290,8 @@ class MRIValidationSlices(Dataset):
             32 pixels on a side are left out).
         seed: seed of the phases, masks and noise.
         acquisitions: the cycle of acquisitions (default :data:`VALIDATION_ACQUISITIONS`).
+        every_acquisition: simulate every slice under every acquisition (``len(acquisitions)`` items per slice, for
+            model selection: more items, less noise) instead of one acquisition per slice, cycled.
     """
 
     def __init__(
@@ -299,6 +301,7 @@ class MRIValidationSlices(Dataset):
         max_size: int = 256,
         seed: int = 1,
         acquisitions: Sequence[AcquisitionSettings] = VALIDATION_ACQUISITIONS,
+        every_acquisition: bool = False,
     ) -> None:
         self.items: list[dict[str, torch.Tensor]] = []
         count = 0
@@ -306,19 +309,20 @@ class MRIValidationSlices(Dataset):
             subject = [s for s in subject if min(s.shape) >= 32]  # enough k-space for a calibration region
             picks = np.unique(np.linspace(0, len(subject) - 1, slices_per_subject).round().astype(int))
             for i in picks:
-                rng = np.random.default_rng([int(seed), count])
-                image = torch.from_numpy(subject[int(i)])
-                image = image if image.is_complex() else image.to(torch.complex64)
-                height, width = image.shape
-                top, left = max(0, (height - max_size) // 2), max(0, (width - max_size) // 2)
-                image = image[top : top + max_size, left : left + max_size]
-                image = image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2]
-                phase = smooth_phase(tuple(image.shape), math.pi / 2, 2, torch.Generator().manual_seed(count))
-                if not torch.from_numpy(subject[int(i)]).is_complex():
-                    image = image * torch.polar(torch.ones_like(phase), phase)
-                settings = acquisitions[count % len(acquisitions)]
-                self.items.append(simulate_acquisition(image.contiguous(), settings, rng))
-                count += 1
+                cycle = acquisitions if every_acquisition else [acquisitions[count % len(acquisitions)]]
+                for settings in cycle:
+                    rng = np.random.default_rng([int(seed), count])
+                    image = torch.from_numpy(subject[int(i)])
+                    image = image if image.is_complex() else image.to(torch.complex64)
+                    height, width = image.shape
+                    top, left = max(0, (height - max_size) // 2), max(0, (width - max_size) // 2)
+                    image = image[top : top + max_size, left : left + max_size]
+                    image = image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2]
+                    phase = smooth_phase(tuple(image.shape), math.pi / 2, 2, torch.Generator().manual_seed(count))
+                    if not torch.from_numpy(subject[int(i)]).is_complex():
+                        image = image * torch.polar(torch.ones_like(phase), phase)
+                    self.items.append(simulate_acquisition(image.contiguous(), settings, rng))
+                    count += 1
 
     def __len__(self) -> int:
         return len(self.items)

@@ -3,7 +3,7 @@
 
 from rim_monai.engines.adaptation import adapt_bundle
 from rim_monai.engines.bundle import bundle_config, find_bundle_root, load_bundle_network
-from rim_monai.engines.checkpoint import AtomicCheckpointSaver, AtomicDiskSaver, latest_checkpoint
+from rim_monai.engines.checkpoint import AtomicCheckpointSaver, AtomicDiskSaver, latest_checkpoint, network_weights
 from rim_monai.engines.handlers import ReconstructionSaver
 from rim_monai.engines.loss import MultiStepLoss
 from rim_monai.engines.metrics import ImageQualityMetric
@@ -20,6 +20,7 @@ __all__ = [
     "AtomicCheckpointSaver",
     "AtomicDiskSaver",
     "latest_checkpoint",
+    "network_weights",
     "bundle_config",
     "load_bundle_network",
     "adapt_bundle",

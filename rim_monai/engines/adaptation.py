@@ -18,6 +18,7 @@ from monai.data import list_data_collate
 
 from rim_monai.adaptation import AdaptationReport, adapt
 from rim_monai.data.file_utils import atomic_write
+from rim_monai.engines.checkpoint import network_weights
 
 __all__ = ["adapt_bundle"]
 
@@ -75,7 +76,7 @@ def adapt_bundle(
     if len(dataset) == 0:
         raise ValueError("dataset: has no items to adapt on.")
     network = network.to(device)
-    network.load_state_dict(torch.load(checkpoint, map_location=device))
+    network.load_state_dict(network_weights(checkpoint, map_location=device))
 
     measurements, operators, references = [], [], []
     for index in range(min(num_samples, len(dataset))):

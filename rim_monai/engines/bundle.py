@@ -11,6 +11,8 @@ from typing import Any
 import torch
 from monai.bundle import ConfigParser
 
+from rim_monai.engines.checkpoint import network_weights
+
 __all__ = ["find_bundle_root", "bundle_config", "load_bundle_network"]
 
 
@@ -97,5 +99,5 @@ def load_bundle_network(
     parser = bundle if isinstance(bundle, ConfigParser) else bundle_config(bundle, overrides)
     net = parser.get_parsed_content("network_def").to(device)
     weights = checkpoint if checkpoint is not None else parser.get_parsed_content("ckpt_path")
-    net.load_state_dict(torch.load(weights, map_location=device))
+    net.load_state_dict(network_weights(weights, map_location=device))
     return net.eval()

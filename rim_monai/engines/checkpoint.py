@@ -7,7 +7,8 @@ handler (same arguments) whose files are written to a temporary file in the same
 (:func:`os.replace` is atomic on POSIX), and whose fixed-name files are never removed first.
 
 :func:`latest_checkpoint` finds what a killed run left behind (``checkpoint_final.pt`` is only written when a run
-ends), so ``--resume true`` continues from the last epoch saved.
+ends), so ``--resume true`` continues from the last epoch saved. :func:`network_weights` reads the network's weights
+from either kind of file: a plain state dict (``models/model.pt``) or a training checkpoint.
 """
 
 from __future__ import annotations
@@ -18,10 +19,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
 from ignite.handlers import Checkpoint, DiskSaver
 from monai.handlers import CheckpointSaver
 
-__all__ = ["AtomicDiskSaver", "AtomicCheckpointSaver", "latest_checkpoint"]
+__all__ = ["AtomicDiskSaver", "AtomicCheckpointSaver", "latest_checkpoint", "network_weights"]
+
+#: the key of the network in the bundles' training checkpoints (``train.json``'s ``checkpoint_saver#save_dict``)
+NETWORK_KEY = "model"
 
 _NUMBERED = re.compile(r"(?:checkpoint_)?(?:epoch|iteration)=(\d+)\.pt$")
 
@@ -135,3 +140,27 @@ def latest_checkpoint(run_dir: str | os.PathLike, final_filename: str = "checkpo
             "train without --resume first, or pass --resume_path /path/to/checkpoint.pt."
         )
     return str(max(numbered)[1])
+
+
+def network_weights(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """The network's state dict in ``path``: a plain state dict (``models/model.pt``) or a training checkpoint
+    (``checkpoint_epoch=N.pt``, ``checkpoint_final.pt``: the network under ``"model"``, beside the optimiser's state).
+
+    Args:
+        path: the file.
+        map_location: where the tensors are loaded (``torch.load``'s ``map_location``).
+
+    Returns:
+        The state dict, for ``network.load_state_dict``.
+
+    Raises:
+        ValueError: naming ``path`` when it holds neither.
+    """
+    loaded = torch.load(path, map_location=map_location)
+    if isinstance(loaded, Mapping) and isinstance(loaded.get(NETWORK_KEY), Mapping):
+        loaded = loaded[NETWORK_KEY]
+    if not isinstance(loaded, Mapping) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        found = sorted(loaded)[:6] if isinstance(loaded, Mapping) else type(loaded).__name__
+        raise ValueError(f"{path}: expected a network state dict or a training checkpoint with the network under "
+                         f"{NETWORK_KEY!r}, found {found}.")
+    return dict(loaded)

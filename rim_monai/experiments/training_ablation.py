@@ -22,7 +22,9 @@ Usage::
 
 With ``"weights"`` in the config (a checkpoint) nothing is trained: every variant is those weights under its own
 overrides of the network's options — an inference-time ablation (``configs/mri_inference_ablation.json``: the RIM's
-start and an output data-consistency step, on the shipped weights).
+start and an output data-consistency step, on the shipped weights). A variant's own ``"weights"`` (a state dict or a
+training checkpoint) are scored instead of trained: with ``common`` overrides that enlarge the validation split, model
+selection among finished runs on more items (``configs/mri_model_selection.json``).
 
 Writes ``<out>/ablation.md`` and ``<out>/ablation.json`` (atomically).
 """
@@ -44,7 +46,7 @@ from monai.bundle import ConfigParser
 from monai.data import list_data_collate
 
 from rim_monai.data.file_utils import atomic_write_text
-from rim_monai.engines import format_table, latest_checkpoint
+from rim_monai.engines import format_table, latest_checkpoint, network_weights
 from rim_monai.experiments.environment import SHARED_DATA, machine_line
 from rim_monai.experiments.heldout_evaluation import load_config
 from rim_monai.metrics import image_quality
@@ -61,7 +63,8 @@ def load_ablation_config(path: str | Path) -> dict[str, Any]:
     Keys: ``train_config`` (a bundle's ``train.json``), ``common`` (overrides of every variant), ``variants`` (a list
     of ``{"name", "description", "overrides"}``, names unique and usable as folder names) and optionally ``group_by``
     (an item key of the validation dataset) and ``weights`` (one checkpoint scored under every variant's overrides,
-    without training).
+    without training). A variant's own ``weights`` (a state dict or a training checkpoint) are scored instead of
+    training it: model selection among finished runs on one fixed set of validation items.
 
     Raises:
         ValueError: naming ``path`` and the key that is missing or malformed.
@@ -83,6 +86,9 @@ def load_ablation_config(path: str | Path) -> dict[str, Any]:
                              f"got {name!r}.")
         if not isinstance(variant.get("overrides", {}), dict):
             raise ValueError(f"{path}: variants[{index}].overrides: expected an object, got {variant['overrides']!r}.")
+        own = variant.get("weights")
+        if own is not None and (not isinstance(own, str) or not Path(own).is_file()):
+            raise ValueError(f"{path}: variants[{index}].weights: expected the path of a checkpoint, got {own!r}.")
         names.append(name)
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: variants: expected unique names, got {names}.")
@@ -222,18 +228,19 @@ def main(argv: list[str] | None = None) -> None:
     fixed = config.get("weights")
     if not args.skip_training and fixed is None:
         for variant in variants:
-            train_variant(config, variant, out, data)
+            if variant.get("weights") is None:
+                train_variant(config, variant, out, data)
     common = _parser(config, None, data)
     items = list(common.get_parsed_content("validate#dataset"))
     prepare = common.get_parsed_content("validate#prepare_batch")
     rows, per_item = [], {}
     for variant in variants:
         run_dir = out / variant["name"]
-        weights = Path(fixed) if fixed is not None else run_dir / "models" / "model.pt"
+        weights = Path(variant.get("weights") or fixed or run_dir / "models" / "model.pt")
         scores: list[dict[str, Any]] = []
         if weights.exists():
             network = _parser(config, variant, data).get_parsed_content("network_def")
-            network.load_state_dict(torch.load(weights, map_location="cpu"))
+            network.load_state_dict(network_weights(weights))
             scores = score_network(network, items, prepare, config.get("group_by") or None)
         else:
             print(f"{variant['name']}: no weights at {weights}; left out of the scores", flush=True)

@@ -19,11 +19,13 @@ from rim_monai.networks.utils import autocast_dtype as autocast_dtype_of
 from rim_monai.operators.base import LinearOperator
 from rim_monai.operators.likelihood import GaussianLikelihood
 
-__all__ = ["RIM", "PaperCell", "DilatedCell", "LINKS", "ARCHITECTURES", "VARIANTS", "AUTOCAST_DTYPES"]
+__all__ = ["RIM", "PaperCell", "DilatedCell", "LINKS", "ARCHITECTURES", "VARIANTS", "DC_PLACEMENTS", "AUTOCAST_DTYPES"]
 
 LINKS = ("identity", "sigmoid", "softplus")
 ARCHITECTURES = ("paper", "atrous", "compact")
 VARIANTS = ("rim", "gdn", "ffn")
+#: where the RIM's data-consistency step goes: after the last step only, or after every step (fed back)
+DC_PLACEMENTS = ("output", "recurrent")
 
 #: the a-trous preset: two stages of 64 features, dilations 1 and 2 (about 4.8e5 parameters for grey images)
 ATROUS_FEATURES = (64, 64)
@@ -151,7 +153,11 @@ class RIM(IterativeNetwork):
 
     Output: with ``dc_lambda`` set, every returned estimate goes through a proximal data-consistency step,
     :math:`\hat x_t = \arg\min_z \|A z - y\|^2 + \lambda \|z - x_t\|^2` by ``dc_iterations`` CG iterations
-    (:func:`~rim_monai.networks.utils.data_consistency`; it has no weights and is not fed back into the recurrence).
+    (:func:`~rim_monai.networks.utils.data_consistency`; it has no weights). With ``dc_placement="output"`` it is
+    not fed back into the recurrence; with ``"recurrent"`` every step ends with it, as in MoDL (Aggarwal et al.
+    2019), :math:`\eta_{t+1} = \Psi^{-1}\big(\mathrm{DC}_\lambda(\Psi(\eta_t + h_\phi(\cdot)))\big)`, so the
+    update network only has to supply what the measurements do not determine (train with it: the network learns the
+    trust :math:`\lambda` sets, including where estimated coil maps are wrong).
 
     Ablations (paper §4.4): ``variant="gdn"`` drops :math:`\eta_t` from the input; ``variant="ffn"`` replaces the
     GRU by a ReLU convolution and keeps no state.
@@ -182,6 +188,8 @@ class RIM(IterativeNetwork):
         cg_iterations: the CG iterations of ``init="cg"`` (> 0; ignored by the other starts).
         dc_lambda: :math:`\lambda > 0` of the output's data-consistency step; ``None`` (default): no step.
         dc_iterations: its CG iterations (> 0).
+        dc_placement: ``"output"`` (default: after the last step, outside the recurrence) or ``"recurrent"`` (after
+            every step, fed back; needs ``dc_lambda``).
         padding_mode: boundary condition of the update network's convolutions, one of
             :data:`~rim_monai.networks.blocks.PADDING_MODES` (``"atrous"`` and ``"compact"``; the strided ``"paper"``
             cell has zero padding only). ``"circular"`` suits Cartesian MRI: the DFT's image is periodic and
@@ -220,6 +228,7 @@ class RIM(IterativeNetwork):
         dc_lambda: float | None = None,
         dc_iterations: int = 4,
         padding_mode: str = "zeros",
+        dc_placement: str = "output",
         *,
         steps: int | None = None,
     ) -> None:
@@ -228,6 +237,10 @@ class RIM(IterativeNetwork):
         dc_iterations = check_count(dc_iterations, "dc_iterations", "CG iterations")
         if dc_lambda is not None and not float(dc_lambda) > 0:
             raise ValueError(f"dc_lambda: expected None or a positive data-consistency weight, got {dc_lambda!r}.")
+        if dc_placement not in DC_PLACEMENTS:
+            raise ValueError(f"dc_placement: expected one of {DC_PLACEMENTS}, got {dc_placement!r}.")
+        if dc_placement == "recurrent" and dc_lambda is None:
+            raise ValueError("dc_lambda: dc_placement='recurrent' needs a data-consistency weight, got None.")
         super().__init__(in_channels, complex_, iterations, init, share_weights=True)
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture: expected one of {ARCHITECTURES}, got {architecture!r}.")
@@ -242,6 +255,7 @@ class RIM(IterativeNetwork):
         self.cg_iterations = cg_iterations
         self.dc_lambda = None if dc_lambda is None else float(dc_lambda)
         self.dc_iterations = dc_iterations
+        self.dc_placement = dc_placement
         self.channels_last = bool(channels_last)
         self.autocast_dtype = autocast_dtype_of(autocast_dtype)
         self.architecture, self.variant, self.link = architecture, variant, link
@@ -349,7 +363,7 @@ class RIM(IterativeNetwork):
         estimates = self.iterate(y, A, adjoint, count, sigma_like(sigma, adjoint))
         if not return_all:
             estimates = estimates[-1:]
-        if self.dc_lambda is not None:
+        if self.dc_lambda is not None and self.dc_placement == "output":
             estimates = [data_consistency(x, y, A, self.dc_lambda, self.dc_iterations) for x in estimates]
         return estimates if return_all else estimates[-1]
 
@@ -377,5 +391,9 @@ class RIM(IterativeNetwork):
             u = grad if self.variant == "gdn" else torch.cat([grad, eta], dim=1)
             delta, state = self.update(u, state)
             eta = eta + delta
-            estimates.append(from_channels(self.psi(eta), self.complex_))
+            x = from_channels(self.psi(eta), self.complex_)
+            if self.dc_placement == "recurrent":
+                x = data_consistency(x, y, A, self.dc_lambda, self.dc_iterations)
+                eta = self.psi_inverse(to_channels(x))
+            estimates.append(x)
         return estimates

@@ -135,6 +135,14 @@ def test_natural_images_and_validation_slices(scans):
     validation = MRIValidationSlices(MRICorpus(scans, ["head.nii.gz"]), slices_per_subject=3, max_size=32)
     assert len(validation) == 3
     assert all(item["target"].shape[-1] <= 32 for item in validation.items)
+    settings = [AcquisitionSettings(2, "random", 4.0, None, None, "true"), AcquisitionSettings(1, "random", 8.0, None, None, "true")]
+    every = MRIValidationSlices(MRICorpus(scans, ["head.nii.gz"]), slices_per_subject=3, max_size=32,
+                                acquisitions=settings, every_acquisition=True)
+    cycled = MRIValidationSlices(MRICorpus(scans, ["head.nii.gz"]), slices_per_subject=3, max_size=32,
+                                 acquisitions=settings)
+    assert len(every) == 6 and [item["kspace"].shape[0] for item in every.items] == [2, 1] * 3
+    torch.testing.assert_close(every[0]["kspace"], cycled[0]["kspace"])  # the same first item, then every setting
+    torch.testing.assert_close(every[1]["target"].abs(), every[0]["target"].abs(), atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="subjects"):
         MRICorpus(scans, ["missing.nii.gz"])
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from ignite.engine import Engine, Events
 
-from rim_monai.engines import AtomicCheckpointSaver, AtomicDiskSaver, latest_checkpoint
+from rim_monai.engines import AtomicCheckpointSaver, AtomicDiskSaver, latest_checkpoint, network_weights
 
 
 def _state(value: float) -> dict:
@@ -110,3 +110,17 @@ def test_resumed_key_metric_file_only_replaced_by_a_better_model(tmp_path, earli
     for _ in range(3):
         evaluator.run([0])
     assert sorted(set(saved)) == pytest.approx(written)
+
+
+def test_network_weights_from_a_state_dict_or_a_training_checkpoint(tmp_path):
+    net = torch.nn.Linear(2, 1)
+    torch.save(net.state_dict(), tmp_path / "model.pt")
+    torch.save({"model": net.state_dict(), "optimizer": torch.optim.SGD(net.parameters(), 0.1).state_dict()},
+               tmp_path / "checkpoint_epoch=1.pt")
+    for name in ("model.pt", "checkpoint_epoch=1.pt"):
+        weights = network_weights(tmp_path / name)
+        assert set(weights) == {"weight", "bias"}
+        torch.testing.assert_close(weights["weight"], net.weight.detach())
+    torch.save({"optimizer": {"lr": 0.1}}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="other.pt.*found \\['optimizer'\\]"):
+        network_weights(tmp_path / "other.pt")

@@ -122,3 +122,23 @@ def test_fixed_weights_score_every_variant_without_training(tmp_path, config):
     config["weights"] = str(tmp_path / "missing.pt")
     with pytest.raises(ValueError, match="weights: expected the path of a checkpoint"):
         ablation.load_ablation_config(_write(tmp_path, config))
+
+
+def test_variants_with_their_own_weights_are_scored_not_trained(tmp_path, config):
+    """A variant's ``weights`` (a state dict or a training checkpoint) select among finished runs on the same items."""
+    train = json.loads(open(config["train_config"]).read())
+    train["network_def"] = {"_target_": "torch.nn.Conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": 1,
+                            "bias": False}
+    open(config["train_config"], "w").write(json.dumps(train))
+    plain, checkpoint = tmp_path / "plain.pt", tmp_path / "checkpoint_epoch=3.pt"
+    torch.save({"weight": torch.ones(1, 1, 1, 1)}, plain)
+    torch.save({"model": {"weight": torch.full((1, 1, 1, 1), 0.5)}, "optimizer": {"state": {}}}, checkpoint)
+    config["variants"] = [{"name": "plain", "weights": str(plain)}, {"name": "epoch_3", "weights": str(checkpoint)}]
+    out = tmp_path / "out"
+    ablation.main(["--config", str(_write(tmp_path, config)), "--out", str(out)])
+    rows = {r["variant"]: r for r in json.loads((out / "ablation.json").read_text())["rows"]}
+    assert not (out / "plain").exists() and not (out / "epoch_3").exists()  # nothing trained
+    assert rows["plain"]["psnr"] > rows["epoch_3"]["psnr"]  # y = target + 0.1 scaled by 1 beats scaled by 0.5
+    config["variants"][0]["weights"] = str(tmp_path / "missing.pt")
+    with pytest.raises(ValueError, match=r"variants\[0\].weights"):
+        ablation.load_ablation_config(_write(tmp_path, config))

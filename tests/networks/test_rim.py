@@ -188,6 +188,35 @@ def test_output_data_consistency_is_the_proximal_step_and_differentiable():
         data_consistency(xs[-1], y, A, -1.0, 3)
 
 
+def test_recurrent_data_consistency_feeds_each_step_back():
+    """``dc_placement="recurrent"``: every step ends with the proximal step and the next step starts from it: the
+    first estimate is the output step's, later ones differ from it; gradients reach the weights through every step."""
+    from rim_monai.networks.utils import data_consistency
+
+    problem = make_problem("dense-projection")
+    y, A = problem.y.double(), problem.A
+    torch.manual_seed(0)
+    output = RIM(features=(4, 4), zero_init_update=False, iterations=3, dc_lambda=0.3, dc_iterations=20).double()
+    recurrent = RIM(features=(4, 4), zero_init_update=False, iterations=3, dc_lambda=0.3, dc_iterations=20,
+                    dc_placement="recurrent").double()
+    recurrent.load_state_dict(output.state_dict())  # no new weights: checkpoints load across placements
+    plain = RIM(features=(4, 4), zero_init_update=False, iterations=3).double()
+    plain.load_state_dict(output.state_dict())
+    with torch.no_grad():
+        xs_out, xs_rec, xs_plain = (net(y, A, return_all=True) for net in (output, recurrent, plain))
+    torch.testing.assert_close(xs_rec[0], xs_out[0])
+    torch.testing.assert_close(xs_rec[0], data_consistency(xs_plain[0], y, A, 0.3, 20))
+    assert (xs_rec[1] - xs_out[1]).abs().max() > 1e-6
+    for x_rec, x_plain in zip(xs_rec, xs_plain):
+        assert (A(x_rec) - y).norm() < (A(x_plain) - y).norm()
+    (recurrent(y, A) - problem.x.double()).square().sum().backward()
+    assert recurrent.cell.out.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="^dc_placement"):
+        RIM(dc_lambda=0.3, dc_placement="inside")
+    with pytest.raises(ValueError, match="^dc_lambda.*recurrent"):
+        RIM(dc_placement="recurrent")
+
+
 def test_zero_initialised_update_returns_the_start_until_trained():
     from rim_monai.operators import Identity
 
