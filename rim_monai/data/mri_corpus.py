@@ -309,18 +309,18 @@ class MRIValidationSlices(Dataset):
             subject = [s for s in subject if min(s.shape) >= 32]  # enough k-space for a calibration region
             picks = np.unique(np.linspace(0, len(subject) - 1, slices_per_subject).round().astype(int))
             for i in picks:
+                scan = torch.from_numpy(subject[int(i)])
+                height, width = scan.shape
+                top, left = max(0, (height - max_size) // 2), max(0, (width - max_size) // 2)
+                crop = scan[top : top + max_size, left : left + max_size]
+                crop = crop[: crop.shape[0] // 2 * 2, : crop.shape[1] // 2 * 2].to(torch.complex64)
                 cycle = acquisitions if every_acquisition else [acquisitions[count % len(acquisitions)]]
                 for settings in cycle:
                     rng = np.random.default_rng([int(seed), count])
-                    image = torch.from_numpy(subject[int(i)])
-                    image = image if image.is_complex() else image.to(torch.complex64)
-                    height, width = image.shape
-                    top, left = max(0, (height - max_size) // 2), max(0, (width - max_size) // 2)
-                    image = image[top : top + max_size, left : left + max_size]
-                    image = image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2]
-                    phase = smooth_phase(tuple(image.shape), math.pi / 2, 2, torch.Generator().manual_seed(count))
-                    if not torch.from_numpy(subject[int(i)]).is_complex():
-                        image = image * torch.polar(torch.ones_like(phase), phase)
+                    image = crop
+                    if not scan.is_complex():
+                        phase = smooth_phase(tuple(crop.shape), math.pi / 2, 2, torch.Generator().manual_seed(count))
+                        image = crop * torch.polar(torch.ones_like(phase), phase)
                     self.items.append(simulate_acquisition(image.contiguous(), settings, rng))
                     count += 1
 
