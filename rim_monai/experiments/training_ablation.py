@@ -86,19 +86,20 @@ def load_ablation_config(path: str | Path) -> dict[str, Any]:
                              f"got {name!r}.")
         if not isinstance(variant.get("overrides", {}), dict):
             raise ValueError(f"{path}: variants[{index}].overrides: expected an object, got {variant['overrides']!r}.")
-        own = variant.get("weights")
-        if own is not None and (not isinstance(own, str) or not Path(own).is_file()):
-            raise ValueError(f"{path}: variants[{index}].weights: expected the path of a checkpoint, got {own!r}.")
+        _check_weights(variant.get("weights"), f"{path}: variants[{index}].weights")
         names.append(name)
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: variants: expected unique names, got {names}.")
     if not isinstance(config.get("group_by", ""), str):
         raise ValueError(f"{path}: group_by: expected an item key (a string), got {config['group_by']!r}.")
-    weights = config.get("weights")
-    if weights is not None and (not isinstance(weights, str) or not Path(weights).is_file()):
-        raise ValueError(f"{path}: weights: expected the path of a checkpoint to score every variant with, got "
-                         f"{weights!r}.")
+    _check_weights(config.get("weights"), f"{path}: weights", " to score every variant with")
     return config
+
+
+def _check_weights(weights: Any, where: str, purpose: str = "") -> None:
+    """Raise a ``ValueError`` starting with ``where`` unless ``weights`` is ``None`` or the path of a file."""
+    if weights is not None and (not isinstance(weights, str) or not Path(weights).is_file()):
+        raise ValueError(f"{where}: expected the path of a checkpoint{purpose}, got {weights!r}.")
 
 
 def _overrides(config: Mapping[str, Any], variant: Mapping[str, Any] | None) -> dict[str, Any]:

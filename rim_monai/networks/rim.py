@@ -186,7 +186,8 @@ class RIM(IterativeNetwork):
             gradient, the estimates :math:`\eta_t` and the parameters stay in float32. The function the weights
             define is the same; a checkpoint trained either way loads into the other.
         cg_iterations: the CG iterations of ``init="cg"`` (> 0; ignored by the other starts).
-        dc_lambda: :math:`\lambda > 0` of the output's data-consistency step; ``None`` (default): no step.
+        dc_lambda: :math:`\lambda > 0` of the data-consistency step (see ``dc_placement``); ``None`` (default): no
+            step.
         dc_iterations: its CG iterations (> 0).
         dc_placement: ``"output"`` (default: after the last step, outside the recurrence) or ``"recurrent"`` (after
             every step, fed back; needs ``dc_lambda``).
