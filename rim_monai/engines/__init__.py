@@ -5,7 +5,7 @@ from rim_monai.engines.adaptation import adapt_bundle
 from rim_monai.engines.bundle import bundle_config, find_bundle_root, load_bundle_network
 from rim_monai.engines.checkpoint import AtomicCheckpointSaver, AtomicDiskSaver, latest_checkpoint, network_weights
 from rim_monai.engines.handlers import ReconstructionSaver
-from rim_monai.engines.loss import MultiStepLoss
+from rim_monai.engines.loss import LogMSELoss, MultiStepLoss
 from rim_monai.engines.metrics import ImageQualityMetric
 from rim_monai.engines.prepare_batch import MaskedFourierFromBatch, PrepareMeasurementBatch, RayTransformFromBatch, plain_tensor
 from rim_monai.engines.tables import format_table
@@ -26,6 +26,7 @@ __all__ = [
     "adapt_bundle",
     "ReconstructionSaver",
     "format_table",
+    "LogMSELoss",
     "MultiStepLoss",
     "ImageQualityMetric",
     "MaskedFourierFromBatch",

@@ -1,4 +1,5 @@
-"""The multi-step loss of the RIM paper (Putzky & Welling 2017, Eq. 13), usable as a MONAI ``loss_function``."""
+"""The multi-step loss of the RIM paper (Putzky & Welling 2017, Eq. 13), usable as a MONAI ``loss_function``, and the
+per-item log-MSE base loss that matches the per-file mean PSNR of the evaluations."""
 
 from __future__ import annotations
 
@@ -8,9 +9,51 @@ import torch
 import torch.nn as nn
 from monai.losses import SSIMLoss
 
-__all__ = ["MultiStepLoss"]
+__all__ = ["LogMSELoss", "MultiStepLoss"]
 
-_BASES = ("mse", "l1", "ssim")
+_BASES = ("mse", "l1", "ssim", "log_mse")
+
+
+class LogMSELoss(nn.Module):
+    r"""Per-item log mean squared error, reduced over the batch:
+
+    .. math::
+        \mathcal{L}(\hat x, x) = \frac{1}{B} \sum_{b=1}^{B} 10 \log_{10}\Big(\frac{1}{N} \sum_{i=1}^{N}
+        (\hat x_{b,i} - x_{b,i})^2 + \epsilon\Big),
+
+    over the :math:`N` values of item :math:`b` (all dimensions but the first). For a unit peak this is minus the mean
+    PSNR of the items, the figure the evaluations report (fastMRI protocol: PSNR per file, then the mean). Against
+    the MSE of the whole batch, its gradient weighs item :math:`b` by :math:`1/\mathrm{MSE}_b`: an item the network
+    already reconstructs well (a smooth, noise-free or well-sampled one) counts as much per decibel as a hard one.
+
+    Args:
+        eps: floor under each item's MSE, so a perfect estimate gives a finite loss.
+        reduction: ``"mean"`` or ``"sum"`` over the items.
+
+    Raises:
+        ValueError: ``eps`` not positive or an unknown ``reduction``; (when called) estimate and target shapes differ.
+
+    Example:
+        >>> x = torch.zeros(2, 1, 4, 4)
+        >>> round(float(LogMSELoss()(x + 0.1, x)), 3)  # MSE 0.01 for both items
+        -20.0
+    """
+
+    def __init__(self, eps: float = 1e-10, reduction: str = "mean") -> None:
+        super().__init__()
+        if not float(eps) > 0:
+            raise ValueError(f"eps: expected a positive floor, got {eps}.")
+        if reduction not in ("mean", "sum"):
+            raise ValueError(f"reduction: expected 'mean' or 'sum', got {reduction!r}.")
+        self.eps, self.reduction = float(eps), reduction
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: A002
+        """The loss of estimates ``input`` against ``target``, both ``(B, ...)`` and real."""
+        if input.shape != target.shape:
+            raise ValueError(f"input: shape {tuple(input.shape)}, the target {tuple(target.shape)}.")
+        per_item = (input - target).pow(2).flatten(1).mean(dim=1)
+        log_mse = 10.0 * torch.log10(per_item + self.eps)
+        return log_mse.mean() if self.reduction == "mean" else log_mse.sum()
 
 
 class MultiStepLoss(nn.Module):
@@ -21,14 +64,15 @@ class MultiStepLoss(nn.Module):
 
     ``input`` is the list returned by ``net(y, A, return_all=True)`` or a single tensor (then :math:`T = 1`), so
     the loss serves as the ``loss_function`` of a MONAI ``SupervisedTrainer`` whose network returns the list.
-    Complex estimates (MRI) are compared as real/imaginary channels for ``"mse"`` and ``"l1"``, and as magnitudes
+    Complex estimates (MRI) are compared as real/imaginary channels for ``"mse"``, ``"l1"`` and ``"log_mse"``
+    (:class:`LogMSELoss`: minus the items' mean PSNR for a unit peak), and as magnitudes
     for ``"ssim"`` (MONAI :class:`~monai.losses.SSIMLoss`, 2D, so images are ``(B, C, H, W)``).
 
     Args:
-        base: ``"mse"``, ``"l1"``, ``"ssim"`` or a loss module called as ``base(x_t, x)``.
+        base: ``"mse"``, ``"l1"``, ``"ssim"``, ``"log_mse"`` or a loss module called as ``base(x_t, x)``.
         weights: :math:`w_t`, one per step; ``None`` gives 1 for every step.
         data_range: the data range of the SSIM base loss.
-        reduction: ``"mean"`` or ``"sum"`` reduction of the built-in ``mse``/``l1`` losses.
+        reduction: ``"mean"`` or ``"sum"`` reduction of the built-in ``mse``/``l1``/``log_mse`` losses.
 
     Raises:
         ValueError: unknown ``base``, negative ``weights``, or (when called) a number of estimates other than the
@@ -59,6 +103,8 @@ class MultiStepLoss(nn.Module):
                 self.base: nn.Module = nn.MSELoss(reduction=reduction)
             elif base == "l1":
                 self.base = nn.L1Loss(reduction=reduction)
+            elif base == "log_mse":
+                self.base = LogMSELoss(reduction=reduction)
             else:
                 self.base = SSIMLoss(spatial_dims=2, data_range=data_range)
             self.base_name = base

@@ -124,6 +124,21 @@ def test_train_warm_starts_from_initial_weights_with_the_cg_start(trained, tmp_p
         torch.testing.assert_close(value, loaded[name])
 
 
+def test_train_with_the_log_mse_loss(trained, tmp_path):
+    """``--loss_base log_mse`` trains on minus the items' mean PSNR: the curve's training loss is then negative (an
+    MSE never is)."""
+    root, _ = trained
+    overrides = _tiny_training(root, epoch_length=1, loss_base="log_mse", ckpt_dir=str(tmp_path / "models"),
+                               run_dir=str(tmp_path / "runs"))
+    workflow = ConfigWorkflow(config_file=str(CONFIGS / "train.json"), workflow_type="train", **overrides)
+    workflow.initialize()
+    assert type(workflow.parser.get_parsed_content("loss").base).__name__ == "LogMSELoss"
+    workflow.run()
+    with open(tmp_path / "runs" / "curve.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1 and float(rows[0]["train_loss"]) < 0
+
+
 def _fastmri_like(path: Path, reference: bool) -> Path:
     """A fastMRI-layout file whose images are larger than its recon matrix (64x48 k-space, 32x32 recon), as real
     fastMRI files are (640x368 k-space, 320x320 reconstruction_rss): with the cropped reference, or undersampled

@@ -6,7 +6,7 @@ import pytest
 import torch
 from monai.losses import SSIMLoss
 
-from rim_monai.engines import MultiStepLoss
+from rim_monai.engines import LogMSELoss, MultiStepLoss
 
 
 def _images(seed=0, complex_=False):
@@ -45,6 +45,31 @@ def test_ssim_base_on_magnitudes():
     assert float(MultiStepLoss("ssim")(target.abs(), target.abs())) == pytest.approx(0.0, abs=1e-5)
 
 
+def test_log_mse_is_minus_the_mean_psnr_of_the_items():
+    target = _images(0)
+    estimate = target.clone()
+    estimate[0] += 0.1  # item 0: MSE 1e-2 (20 dB for a unit peak)
+    estimate[1] += 0.01  # item 1: MSE 1e-4 (40 dB)
+    torch.testing.assert_close(LogMSELoss()(estimate, target), torch.tensor(-30.0))
+    torch.testing.assert_close(LogMSELoss(reduction="sum")(estimate, target), torch.tensor(-60.0))
+    # as a base of the multi-step loss: per step, complex estimates as real/imaginary channels
+    ctarget = _images(0, True)
+    cestimate = ctarget + 0.1 * (1 + 1j)  # squared error 0.01 in each of the two channels
+    torch.testing.assert_close(MultiStepLoss("log_mse")([cestimate, cestimate], ctarget), torch.tensor(-40.0))
+    assert torch.isfinite(LogMSELoss()(target, target))  # the floor keeps a perfect estimate finite
+
+
+def test_log_mse_weighs_items_by_their_error():
+    """Against the batch MSE, an item with a hundred times less error gets a hundred times the gradient weight."""
+    target = torch.zeros(2, 1, 4, 4)
+    estimate = torch.cat([torch.full((1, 1, 4, 4), 0.1), torch.full((1, 1, 4, 4), 0.01)]).requires_grad_()
+    LogMSELoss()(estimate, target).backward()
+    per_pixel = estimate.grad.flatten(1)[:, 0]
+    mse_grad = 2 * estimate.detach().flatten(1)[:, 0]  # d(squared error)/dx
+    ratio = (per_pixel / mse_grad).tolist()
+    assert ratio[1] == pytest.approx(100 * ratio[0], rel=1e-4)
+
+
 def test_custom_base_module():
     target, estimate = _images(0), _images(1)
     loss = MultiStepLoss(torch.nn.SmoothL1Loss())
@@ -63,6 +88,12 @@ def test_bad_input():
         MultiStepLoss()([target[:, :, :8]], target)
     with pytest.raises(ValueError, match="^input"):
         MultiStepLoss()([], target)
+    with pytest.raises(ValueError, match="^eps"):
+        LogMSELoss(eps=0.0)
+    with pytest.raises(ValueError, match="^reduction"):
+        LogMSELoss(reduction="none")
+    with pytest.raises(ValueError, match="^input"):
+        LogMSELoss()(target[:, :, :8], target)
 
 
 def test_as_the_loss_of_a_monai_supervised_trainer():
