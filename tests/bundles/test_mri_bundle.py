@@ -14,6 +14,7 @@ from monai.bundle import ConfigParser, ConfigWorkflow, verify_metadata
 
 from tests.bundles.helpers import assert_scale_equivariant, error_messages, run_bundle, shipped_network
 from rim_monai.data.samples import make_mri_sample
+from rim_monai.engines import network_weights
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "mri_rim_recon"
@@ -107,16 +108,19 @@ def test_train_resumes_from_its_checkpoint(trained):
     assert trainer.state.epoch == 2  # resumed at epoch 1, ran one more
 
 
-def test_train_warm_starts_from_initial_weights_with_the_cg_start(trained, tmp_path):
-    """``--initial_weights`` loads a checkpoint before training (fine-tuning); ``--init cg`` trains from CG-SENSE."""
-    root, checkpoint = trained
+@pytest.mark.parametrize("source", ["models/model.pt", "runs/checkpoint_final.pt"])
+def test_train_warm_starts_from_initial_weights_with_the_cg_start(trained, tmp_path, source):
+    """``--initial_weights`` loads a state dict or a training checkpoint's network before training (fine-tuning);
+    ``--init cg`` trains from CG-SENSE."""
+    root, _ = trained
+    checkpoint = root / source
     overrides = _tiny_training(root, epoch_length=1, initial_weights=str(checkpoint), init="cg",
                                ckpt_dir=str(tmp_path / "models"), run_dir=str(tmp_path / "runs"), learning_rate=0.0)
     workflow = ConfigWorkflow(config_file=str(CONFIGS / "train.json"), workflow_type="train", **overrides)
     workflow.initialize()
     network = workflow.parser.get_parsed_content("network")
     assert network.net.init == "cg"
-    loaded = torch.load(checkpoint)
+    loaded = network_weights(checkpoint)
     for name, value in network.state_dict().items():
         torch.testing.assert_close(value, loaded[name], msg=f"{name} was not loaded from initial_weights")
     workflow.run()  # learning rate 0: the weights stay those of the checkpoint
