@@ -88,6 +88,16 @@ def test_scores_per_item_and_summary_per_group(tmp_path):
     assert row["psnr[fan]"] == pytest.approx(20.0, abs=1e-4) and row["psnr[parallel]"] == pytest.approx(40.0, abs=1e-3)
 
 
+def test_paired_difference_and_its_standard_error():
+    a = [{"index": i, "psnr": v} for i, v in enumerate([31.0, 32.0, 30.0, 33.0])]
+    b = [{"index": i, "psnr": v} for i, v in enumerate([30.0, 31.5, 29.0, 32.5])]  # differences 1, .5, 1, .5
+    mean, se = ablation.paired_difference(a, b)
+    assert mean == pytest.approx(0.75) and se == pytest.approx((0.25 / 12) ** 0.5)  # deviations ±0.25: Σ 0.25, n(n−1) 12
+    assert ablation.paired_difference(a[:1], b[:1]) == (1.0, 0.0)
+    with pytest.raises(ValueError, match="^scores"):
+        ablation.paired_difference(a[:3], b)
+
+
 def test_main_scores_existing_weights_and_names_missing_ones(tmp_path, config, capsys):
     config["variants"][1]["overrides"] = {"scale": 2.0}  # the variant's overrides reach its network only
     out = tmp_path / "out"
@@ -139,6 +149,14 @@ def test_variants_with_their_own_weights_are_scored_not_trained(tmp_path, config
     rows = {r["variant"]: r for r in json.loads((out / "ablation.json").read_text())["rows"]}
     assert not (out / "plain").exists() and not (out / "epoch_3").exists()  # nothing trained
     assert rows["plain"]["psnr"] > rows["epoch_3"]["psnr"]  # y = target + 0.1 scaled by 1 beats scaled by 0.5
+    # the first variant scored is the reference of the paired comparison; --reference picks another
+    assert rows["plain"]["psnr_minus_reference"] == 0.0 and rows["plain"]["paired_se"] == 0.0
+    assert rows["epoch_3"]["psnr_minus_reference"] == pytest.approx(rows["epoch_3"]["psnr"] - rows["plain"]["psnr"])
+    ablation.main(["--config", str(_write(tmp_path, config)), "--out", str(out), "--reference", "epoch_3"])
+    summary = json.loads((out / "ablation.json").read_text())
+    assert summary["reference"] == "epoch_3" and summary["rows"][0]["psnr_minus_reference"] > 0
+    with pytest.raises(SystemExit, match="--reference"):
+        ablation.main(["--config", str(_write(tmp_path, config)), "--out", str(out), "--reference", "nope"])
     config["variants"][0]["weights"] = str(tmp_path / "missing.pt")
     with pytest.raises(ValueError, match=r"variants\[0\].weights"):
         ablation.load_ablation_config(_write(tmp_path, config))
