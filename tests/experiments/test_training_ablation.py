@@ -88,6 +88,24 @@ def test_scores_per_item_and_summary_per_group(tmp_path):
     assert row["psnr[fan]"] == pytest.approx(20.0, abs=1e-4) and row["psnr[parallel]"] == pytest.approx(40.0, abs=1e-3)
 
 
+def test_items_cache_is_reused_for_the_same_inputs_only(tmp_path, config, monkeypatch, capsys):
+    cache = tmp_path / "items.pt"
+    items = ablation.validation_items(config, tmp_path, cache)
+    assert len(items) == 3 and cache.is_file()
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("the items were simulated again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ablation, "_parser", no_simulation)
+        again = ablation.validation_items(config, tmp_path, cache)
+    assert [i["name"] for i in again] == [i["name"] for i in items]
+    torch.testing.assert_close(again[1]["y"], items[1]["y"])
+    config["common"] = {"epochs": 3}  # other overrides: the cache is stale
+    rebuilt = ablation.validation_items(config, tmp_path, cache)
+    assert "simulating the items again" in capsys.readouterr().out and len(rebuilt) == 3
+
+
 def test_paired_difference_and_its_standard_error():
     a = [{"index": i, "psnr": v} for i, v in enumerate([31.0, 32.0, 30.0, 33.0])]
     b = [{"index": i, "psnr": v} for i, v in enumerate([30.0, 31.5, 29.0, 32.5])]  # differences 1, .5, 1, .5
@@ -152,7 +170,9 @@ def test_variants_with_their_own_weights_are_scored_not_trained(tmp_path, config
     # the first variant scored is the reference of the paired comparison; --reference picks another
     assert rows["plain"]["psnr_minus_reference"] == 0.0 and rows["plain"]["paired_se"] == 0.0
     assert rows["epoch_3"]["psnr_minus_reference"] == pytest.approx(rows["epoch_3"]["psnr"] - rows["plain"]["psnr"])
-    ablation.main(["--config", str(_write(tmp_path, config)), "--out", str(out), "--reference", "epoch_3"])
+    ablation.main(["--config", str(_write(tmp_path, config)), "--out", str(out), "--reference", "epoch_3",
+                   "--items-cache", str(tmp_path / "items.pt")])
+    assert (tmp_path / "items.pt").is_file()
     summary = json.loads((out / "ablation.json").read_text())
     assert summary["reference"] == "epoch_3" and summary["rows"][0]["psnr_minus_reference"] > 0
     with pytest.raises(SystemExit, match="--reference"):
