@@ -30,8 +30,8 @@ Every row also gives its mean PSNR difference to a reference variant on the same
 error of that difference (``--reference``, default the first variant scored): with items shared, the paired error is
 far smaller than the spread of the items, which is what lets 180 items resolve 0.1 dB.
 
-``--items-cache PATH`` keeps the simulated validation items in a file (minutes to simulate for the 180 MRI items, seconds
-to load), keyed by the train config's text, the ``common`` overrides, the data root and the source of
+``--items-cache PATH`` keeps the simulated validation items in a file (minutes to simulate the 180 MRI items, seconds to
+load), keyed by the train config's text, the ``common`` overrides, the data root and the source of
 :mod:`rim_monai.data`: a cache written for anything else is rebuilt, never reused.
 
 Writes ``<out>/ablation.md`` and ``<out>/ablation.json`` (atomically).

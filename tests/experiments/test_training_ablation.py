@@ -110,7 +110,8 @@ def test_paired_difference_and_its_standard_error():
     a = [{"index": i, "psnr": v} for i, v in enumerate([31.0, 32.0, 30.0, 33.0])]
     b = [{"index": i, "psnr": v} for i, v in enumerate([30.0, 31.5, 29.0, 32.5])]  # differences 1, .5, 1, .5
     mean, se = ablation.paired_difference(a, b)
-    assert mean == pytest.approx(0.75) and se == pytest.approx((0.25 / 12) ** 0.5)  # deviations ±0.25: Σ 0.25, n(n−1) 12
+    # deviations ±0.25: their squares sum to 0.25, and n (n − 1) = 12
+    assert mean == pytest.approx(0.75) and se == pytest.approx((0.25 / 12) ** 0.5)
     assert ablation.paired_difference(a[:1], b[:1]) == (1.0, 0.0)
     with pytest.raises(ValueError, match="^scores"):
         ablation.paired_difference(a[:3], b)
