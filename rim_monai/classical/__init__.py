@@ -13,7 +13,7 @@ from rim_monai.classical.landweber import landweber
 from rim_monai.classical.tv import DEFAULT_TV_WEIGHT, default_weight_scale, gradient2d, gradient2d_adjoint, scaled_tv, tv_pdhg
 
 # -- further classical modules register their public names below (one import line each) --
-from rim_monai.classical.noise import NoiseModel, estimate_kspace_sigma, estimate_noise, estimate_photons, estimate_sinogram_sigma, transmission_noise_energy
+from rim_monai.classical.noise import NoiseModel, estimate_gaussian_sigma, estimate_kspace_sigma, estimate_noise, estimate_photons, estimate_sinogram_sigma, transmission_noise_energy
 from rim_monai.classical.parameter_choice import MIN_TV_WEIGHT, TAU_EARLY_STOPPING, TAU_TV, WeightChoice, choose_tv_weight, discrepancy_target
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "scaled_tv",
     "NoiseModel",
     "estimate_noise",
+    "estimate_gaussian_sigma",
     "estimate_photons",
     "estimate_sinogram_sigma",
     "estimate_kspace_sigma",

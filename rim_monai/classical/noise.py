@@ -34,7 +34,8 @@ Estimators when the level is not given:
   disc) the sampled entries in the four k-space corners outside the inscribed disc (two radial shells) are used
   instead: within 15 % at 25 dB, but an *upper* bound at high SNR (1.1–2.9x at 40 dB), where signal remains there.
 
-:func:`estimate_noise` chooses among these from the operator and the arguments and returns a :class:`NoiseModel`.
+:func:`estimate_noise` chooses among these from the operator and the arguments and returns a :class:`NoiseModel`;
+:func:`estimate_gaussian_sigma` is its Gaussian choice alone (no logging: the RIM's noise input calls it every forward).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ __all__ = [
     "estimate_photons",
     "estimate_sinogram_sigma",
     "estimate_kspace_sigma",
+    "estimate_gaussian_sigma",
     "measured_entries",
     "readout_axis",
     "reduce_to",
@@ -455,16 +457,29 @@ def _gaussian_model(y: torch.Tensor, operator: LinearOperator, ndim: int, batch:
     if sigma is not None:
         level = _per_sample(_check_positive(sigma, "sigma").to(y.device), batch, "sigma")
         per_entry = level.reshape(batch + (1,) * ndim) ** 2
-    elif isinstance(operator, MaskedFourier):
-        level = estimate_kspace_sigma(y, operator.mask)  # one per sample and coil
-        per_entry = (level**2).reshape(level.shape + (1, 1))
     else:
-        parts = torch.view_as_real(y).movedim(-1, 0) if y.is_complex() else y[None]
-        level = estimate_sinogram_sigma(parts, ndim).pow(2).mean(dim=0).sqrt()
-        level = level * (math.sqrt(2.0) if y.is_complex() else 1.0)  # E|n|^2 = 2 x the variance of one part
-        per_entry = (level**2).reshape(level.shape + (1,) * ndim)
+        level = estimate_gaussian_sigma(y, operator)
+        per_entry = (level**2).reshape(level.shape + (1,) * (2 if isinstance(operator, MaskedFourier) else ndim))
     energy = reduce_to(per_entry * measured_entries(y, operator).double(), ndim, batch)
     return NoiseModel(energy, None, "gaussian", level, sigma is None)
+
+
+def estimate_gaussian_sigma(y: torch.Tensor, operator: LinearOperator) -> torch.Tensor:
+    r"""The Gaussian :math:`\sigma` (:math:`E|n_i|^2 = \sigma^2`) of measurements ``y``, estimated from them alone.
+
+    A :class:`~rim_monai.operators.MaskedFourier` gets :func:`estimate_kspace_sigma` (one level per sample and coil,
+    ``y.shape[:-2]``); any other operator :func:`estimate_sinogram_sigma` along the last axis of ``y`` (real and
+    imaginary parts pooled for complex data; one level per leading index of ``y`` over ``operator.range_shape``).
+
+    Raises:
+        ValueError: naming ``y`` when it holds nothing to estimate from.
+    """
+    with torch.no_grad():
+        if isinstance(operator, MaskedFourier):
+            return estimate_kspace_sigma(y, operator.mask)
+        parts = torch.view_as_real(y).movedim(-1, 0) if y.is_complex() else y[None]
+        level = estimate_sinogram_sigma(parts, len(operator.range_shape)).pow(2).mean(dim=0).sqrt()
+        return level * (math.sqrt(2.0) if y.is_complex() else 1.0)  # E|n|^2 = 2 x the variance of one part
 
 
 def estimate_noise(

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from rim_monai.networks.base import IterativeNetwork, renamed_argument
 from rim_monai.networks.blocks import BoundaryConv2d, ConvGRUCell, same_padding
 from rim_monai.networks.utils import (AUTOCAST_DTYPES, CG_INIT_ITERATIONS, check_count, data_consistency,
-                                     from_channels, initial_estimate, mixed_precision, sigma_like, step_scale,
-                                     to_channels)
+                                     from_channels, initial_estimate, mixed_precision, noise_input_channel, sigma_like,
+                                     step_scale, to_channels)
 from rim_monai.networks.utils import autocast_dtype as autocast_dtype_of
 from rim_monai.operators.base import LinearOperator
 from rim_monai.operators.likelihood import GaussianLikelihood
@@ -159,6 +159,16 @@ class RIM(IterativeNetwork):
     update network only has to supply what the measurements do not determine (train with it: the network learns the
     trust :math:`\lambda` sets, including where estimated coil maps are wrong).
 
+    Noise level as an input (``noise_input=True``): the likelihood's :math:`\epsilon` is learned and, in practice,
+    far above :math:`\sigma^2` of images of unit scale (0.84 against 1e-5 to 1e-3 in the MRI bundle), so the
+    gradient alone barely tells the network how noisy the data are. With ``noise_input`` the update network gets one
+    more input channel, the constant map :math:`\log_{10}\max(\sigma, 10^{-6}) + 2.5`
+    (:func:`~rim_monai.networks.utils.noise_input_channel`), from ``sigma`` when given, else estimated from ``y``
+    (:func:`~rim_monai.classical.estimate_gaussian_sigma`: k-space background or corners per coil), as FFDNet's noise map
+    (Zhang et al. 2018). The estimate enters the input only; the likelihood keeps the given ``sigma`` (0 if none).
+    Weights trained without the channel load into such a network with a zero weight for it
+    (:meth:`_load_from_state_dict`), so it starts as the same function and fine-tuning learns to use the level.
+
     Ablations (paper §4.4): ``variant="gdn"`` drops :math:`\eta_t` from the input; ``variant="ffn"`` replaces the
     GRU by a ReLU convolution and keeps no state.
 
@@ -191,6 +201,7 @@ class RIM(IterativeNetwork):
         dc_iterations: its CG iterations (> 0).
         dc_placement: ``"output"`` (default: after the last step, outside the recurrence) or ``"recurrent"`` (after
             every step, fed back; needs ``dc_lambda``).
+        noise_input: feed the noise level to the update network as an extra input channel (see above).
         padding_mode: boundary condition of the update network's convolutions, one of
             :data:`~rim_monai.networks.blocks.PADDING_MODES` (``"atrous"`` and ``"compact"``; the strided ``"paper"``
             cell has zero padding only). ``"circular"`` suits Cartesian MRI: the DFT's image is periodic and
@@ -230,6 +241,7 @@ class RIM(IterativeNetwork):
         dc_iterations: int = 4,
         padding_mode: str = "zeros",
         dc_placement: str = "output",
+        noise_input: bool = False,
         *,
         steps: int | None = None,
     ) -> None:
@@ -262,7 +274,8 @@ class RIM(IterativeNetwork):
         self.architecture, self.variant, self.link = architecture, variant, link
         self.normalize_gradient = bool(normalize_gradient)
         channels = self.real_channels
-        cell_in = channels if variant == "gdn" else 2 * channels
+        self.noise_input = bool(noise_input)
+        cell_in = (channels if variant == "gdn" else 2 * channels) + int(self.noise_input)
         recurrent = variant != "ffn"
         if architecture == "paper":
             outer, hidden = tuple(features) if features is not None else (64, 256)
@@ -276,6 +289,23 @@ class RIM(IterativeNetwork):
         if zero_init_update:
             nn.init.zeros_(self.cell.out.weight)
             nn.init.zeros_(self.cell.out.bias)
+
+    def _first_conv_name(self) -> str:
+        """The name of the update network's first convolution (the one that reads the input channels)."""
+        return "cell.down" if self.architecture == "paper" else "cell.convs.0"
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        """Load weights trained without the noise input into a ``noise_input`` RIM: the first convolution gets a
+        zero weight for the noise channel (its last input channel), so the network computes the same function."""
+        key = f"{prefix}{self._first_conv_name()}.weight"
+        if self.noise_input and key in state_dict:
+            weight = state_dict[key]
+            wanted = self.get_submodule(self._first_conv_name()).weight.shape[1]
+            if weight.ndim == 4 and weight.shape[1] == wanted - 1:
+                state_dict[key] = torch.cat([weight, weight.new_zeros(weight.shape[0], 1, *weight.shape[2:])], dim=1)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     @property
     def steps(self) -> int:
@@ -353,7 +383,8 @@ class RIM(IterativeNetwork):
 
         As :meth:`IterativeNetwork.forward <rim_monai.networks.base.IterativeNetwork.forward>`, with the noise level
         ``sigma``: a float or one value per sample ``(B,)``; ``None`` means 0 (then only the learned
-        :math:`\\epsilon` sets the gradient scale). ``return_all`` gives the ``iterations`` estimates
+        :math:`\\epsilon` sets the gradient scale; a ``noise_input`` RIM estimates the level of its input channel from
+        ``y``). ``return_all`` gives the ``iterations`` estimates
         :math:`x_1, \\dots, x_T`.
 
         Raises:
@@ -361,7 +392,8 @@ class RIM(IterativeNetwork):
         """
         adjoint = self.check(y, A)
         count = self.call_iterations(iterations, steps)
-        estimates = self.iterate(y, A, adjoint, count, sigma_like(sigma, adjoint))
+        noise = noise_input_channel(y, A, sigma, adjoint) if self.noise_input else None
+        estimates = self.iterate(y, A, adjoint, count, sigma_like(sigma, adjoint), noise)
         if not return_all:
             estimates = estimates[-1:]
         if self.dc_lambda is not None and self.dc_placement == "output":
@@ -375,9 +407,13 @@ class RIM(IterativeNetwork):
         adjoint: torch.Tensor,
         iterations: int,
         sigma: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
         """The estimates :math:`x_1, \\dots, x_T` (``T = iterations``) for a noise level ``sigma`` broadcastable to
-        the images (:func:`~rim_monai.networks.utils.sigma_like`; ``None``: 0)."""
+        the images (:func:`~rim_monai.networks.utils.sigma_like`; ``None``: 0) and, for a ``noise_input`` RIM, its
+        noise channel ``(B, 1, 1, 1)`` (:func:`~rim_monai.networks.utils.noise_input_channel`)."""
+        if self.noise_input and noise is None:
+            raise ValueError("noise: a noise_input RIM needs its noise channel (B, 1, 1, 1); call forward.")
         sig = sigma_like(None, adjoint) if sigma is None else sigma
         scale = step_scale(A) if self.normalize_gradient else 1.0
         if self.init == "zeros":
@@ -390,6 +426,8 @@ class RIM(IterativeNetwork):
         for _ in range(iterations):
             grad = self.likelihood_gradient(eta, y, A, sig, scale)
             u = grad if self.variant == "gdn" else torch.cat([grad, eta], dim=1)
+            if noise is not None:
+                u = torch.cat([u, noise.expand(-1, 1, *u.shape[2:])], dim=1)
             delta, state = self.update(u, state)
             eta = eta + delta
             x = from_channels(self.psi(eta), self.complex_)

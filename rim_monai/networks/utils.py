@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rim_monai.classical.cg import cg_normal
+from rim_monai.classical.noise import estimate_gaussian_sigma
 from rim_monai.operators.base import LinearOperator, check_tensor
 from rim_monai.operators.fourier import channels_to_complex, complex_to_channels
 
@@ -24,6 +25,9 @@ __all__ = [
     "from_channels",
     "check_inputs",
     "sigma_like",
+    "noise_input_channel",
+    "NOISE_FLOOR",
+    "NOISE_LOG_CENTER",
     "initial_estimate",
     "step_scale",
     "INIT_MODES",
@@ -166,6 +170,44 @@ def sigma_like(sigma: float | torch.Tensor | None, x: torch.Tensor) -> torch.Ten
     if bool((s < 0).any()):
         raise ValueError("sigma: expected non-negative noise levels.")
     return s
+
+
+#: noise levels below this (noise-free data; the estimate's own floor) are fed to the networks as this value
+NOISE_FLOOR = 1e-6
+#: :func:`noise_input_channel` feeds :math:`\log_{10}\sigma` minus this (images of unit scale: 0 near 35 dB SNR)
+NOISE_LOG_CENTER = -2.5
+
+
+def noise_input_channel(
+    y: torch.Tensor, A: LinearOperator, sigma: float | torch.Tensor | None, x: torch.Tensor
+) -> torch.Tensor:
+    r"""The noise level as a network input: :math:`\log_{10}\max(\sigma, \sigma_0) - c` per sample, ``(B, 1, 1, 1)``.
+
+    :math:`\sigma` is ``sigma`` when given (a float or ``(B,)``), else estimated from the measurements by
+    :func:`~rim_monai.classical.estimate_gaussian_sigma` (k-space of a :class:`~rim_monai.operators.MaskedFourier`:
+    per coil, from the background or the corners; other operators: second differences), as the root-mean-square over coils
+    and channels — the noise of the coil-combined image for maps whose root-sum-of-squares is 1. The floor
+    :math:`\sigma_0` = :data:`NOISE_FLOOR` and the centre :math:`c` = :data:`NOISE_LOG_CENTER` put the value in
+    about ``[-3.5, 1.5]`` for images of unit scale (as :class:`~rim_monai.networks.ScaleEquivariant` gives them).
+
+    Args:
+        y: measurements ``(B, *A.range_shape)``.
+        A: their operator.
+        sigma: the known noise standard deviation per measured entry, or ``None`` to estimate it.
+        x: an image ``(B, C, H, W)`` giving the batch size, dtype and device of the result.
+
+    Raises:
+        ValueError: a bad ``sigma``, or (naming ``y``) measurements the noise cannot be estimated from.
+    """
+    dtype = x.real.dtype if x.is_complex() else x.dtype
+    batch = x.shape[0]
+    if sigma is None:
+        level = estimate_gaussian_sigma(y.detach(), A).to(torch.float64)
+        level = level.reshape(batch, -1).square().mean(dim=1).sqrt()
+    else:
+        level = sigma_like(sigma, x.real if x.is_complex() else x).to(torch.float64).expand(batch, 1, 1, 1)
+    value = torch.log10(level.reshape(batch).clamp_min(NOISE_FLOOR)) - NOISE_LOG_CENTER
+    return value.to(device=x.device, dtype=dtype).reshape(batch, 1, 1, 1)
 
 
 def step_scale(A: LinearOperator) -> float:

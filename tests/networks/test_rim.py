@@ -314,3 +314,79 @@ def test_bfloat16_autocast_keeps_float32_estimates_and_state_dict():
 def test_autocast_dtype_is_checked():
     with pytest.raises(ValueError, match="autocast_dtype"):
         RIM(features=(4, 4), autocast_dtype="int8")
+
+
+def _noisy_kspace(sigma: float, size: int = 64, coils: int = 4, seed: int = 0):
+    """Multi-coil k-space of a smooth image with complex Gaussian noise (E|n|^2 = sigma^2) on a 1D mask."""
+    from rim_monai.operators import MaskedFourier
+    from tests.networks.problems import smooth_images
+
+    g = torch.Generator().manual_seed(seed)
+    mask = (torch.rand(1, 1, 1, size, generator=g) < 0.4).float().expand(1, 1, size, size).clone()
+    mask[..., size // 2 - 4 : size // 2 + 4] = 1
+    sens = torch.randn(1, coils, size // 8, size // 8, 2, generator=g)
+    sens = torch.nn.functional.interpolate(sens.movedim(-1, 1).reshape(1, -1, size // 8, size // 8), size=(size, size),
+                                           mode="bilinear").reshape(1, 2, coils, size, size).movedim(1, -1)
+    sens = torch.view_as_complex(sens.contiguous())
+    sens = sens / sens.abs().square().sum(1, keepdim=True).sqrt()
+    A = MaskedFourier(mask, sens)
+    x = smooth_images((1, 1, size, size), seed=seed + 1, complex_=True)
+    # an object in the centre half, background around it (as the k-space background estimator expects)
+    x = torch.nn.functional.pad(x[..., ::2, ::2], (size // 4,) * 4)
+    noise = torch.complex(torch.randn(A(x).shape, generator=g), torch.randn(A(x).shape, generator=g))
+    return A(x) + sigma / 2**0.5 * noise * mask, A
+
+
+def test_noise_input_channel_is_the_log_level_given_or_estimated():
+    from rim_monai.networks.utils import NOISE_FLOOR, NOISE_LOG_CENTER, noise_input_channel
+
+    y, A = _noisy_kspace(0.05)
+    x = A.adjoint(y)
+    given = noise_input_channel(y, A, 0.05, x)
+    assert given.shape == (1, 1, 1, 1) and given.dtype == torch.float32
+    torch.testing.assert_close(given, torch.full((1, 1, 1, 1), torch.log10(torch.tensor(0.05)).item() - NOISE_LOG_CENTER))
+    estimated = noise_input_channel(y, A, None, x)
+    assert abs(float(estimated - given)) < 0.05  # within 12 % of the true level
+    noise_free = noise_input_channel(y, A, 0.0, x)
+    assert float(noise_free) == pytest.approx(torch.log10(torch.tensor(NOISE_FLOOR)).item() - NOISE_LOG_CENTER)
+
+
+def test_noise_input_loads_weights_without_it_as_the_same_function():
+    """A ``noise_input`` RIM loads a plain RIM's state dict (zero weight for the noise channel) and computes the
+    same estimates; once that weight is non-zero the output depends on the noise level."""
+    y, A = _noisy_kspace(0.05)
+    for architecture, features in (("compact", (8, 8)), ("paper", (8, 16))):
+        torch.manual_seed(0)
+        plain = RIM(complex_=True, architecture=architecture, features=features, iterations=3,
+                    zero_init_update=False).eval()
+        noisy = RIM(complex_=True, architecture=architecture, features=features, iterations=3,
+                    zero_init_update=False, noise_input=True).eval()
+        noisy.load_state_dict(plain.state_dict())
+        first = noisy.get_submodule(noisy._first_conv_name()).weight
+        assert first.shape[1] == plain.get_submodule(plain._first_conv_name()).weight.shape[1] + 1
+        assert float(first[:, -1].detach().abs().sum()) == 0.0
+        with torch.no_grad():
+            torch.testing.assert_close(noisy(y, A), plain(y, A))
+            first[:, -1].fill_(0.1)
+            assert not torch.allclose(noisy(y, A, sigma=0.01), noisy(y, A, sigma=0.1))
+    with pytest.raises(RuntimeError, match="size mismatch"):  # the other way round is a plain shape error
+        plain.load_state_dict(noisy.state_dict())
+
+
+def test_noise_input_keeps_scale_equivariance_with_the_estimated_level():
+    from rim_monai.networks import ScaleEquivariant
+
+    y, A = _noisy_kspace(0.05)
+    torch.manual_seed(0)
+    net = ScaleEquivariant(RIM(complex_=True, features=(8, 8), iterations=2, zero_init_update=False,
+                               noise_input=True)).eval()
+    with torch.no_grad():
+        net.net.cell.convs[0].weight[:, -1].normal_()
+        torch.testing.assert_close(net(1e3 * y, A), 1e3 * net(y, A), rtol=1e-4, atol=1e-4)
+
+
+def test_noise_input_iterate_needs_the_channel():
+    y, A = _noisy_kspace(0.05)
+    net = RIM(complex_=True, features=(4, 4), iterations=1, noise_input=True)
+    with pytest.raises(ValueError, match="^noise"):
+        net.iterate(y, A, A.adjoint(y), 1)

@@ -18,4 +18,6 @@ CASES = [
     _case("rim-paper", architecture="paper", features=(8, 16)),
     _case("rim-gdn", architecture="compact", variant="gdn", features=(8, 8)),
     _case("rim-ffn", architecture="compact", variant="ffn", features=(8, 8)),
+    _case("rim-noise-input", architecture="compact", features=(8, 8), noise_input=True),
+    _case("rim-gdn-noise-input", architecture="compact", variant="gdn", features=(8, 8), noise_input=True),
 ]
