@@ -32,7 +32,9 @@ Estimators when the level is not given:
   :math:`\sigma` on brain and knee images at 25 and 40 dB; 14–27 % high at 40 dB where the image itself has a noisy
   background (WG-04 MR1, an abdominal survey) — that background noise is in the data too. For 2D masks (Poisson
   disc) the sampled entries in the four k-space corners outside the inscribed disc (two radial shells) are used
-  instead: within 15 % at 25 dB, but an *upper* bound at high SNR (1.1–2.9x at 40 dB), where signal remains there.
+  instead: within 15 % at 25 dB, but an *upper* bound at high SNR (1.1–2.9x at 40 dB), where signal remains there;
+  a mask with no samples in the corners (an elliptical Poisson disc, small matrices) uses its outermost 10 % (at
+  least 32) of sampled entries by radius, a looser upper bound.
 
 :func:`estimate_noise` chooses among these from the operator and the arguments and returns a :class:`NoiseModel`;
 :func:`estimate_gaussian_sigma` is its Gaussian choice alone (no logging: the RIM's noise input calls it every forward).
@@ -382,7 +384,9 @@ def _pooled_median(blocks: list[torch.Tensor]) -> torch.Tensor:
 
 def _corner_power(k: torch.Tensor, sampled: torch.Tensor) -> torch.Tensor:
     """Per coil: pooled median |k|^2 of sampled entries in the k-space corners outside the inscribed disc, in 8
-    blocks (4 corners x radius 1-1.2 and > 1.2 of the half-width), pooling the cleanest (:func:`_pooled_median`)."""
+    blocks (4 corners x radius 1-1.2 and > 1.2 of the half-width), pooling the cleanest (:func:`_pooled_median`).
+    Where no corner holds 8 sampled entries: the outermost 10 % (at least 32) of the sampled entries by radius, by
+    quadrant (one block where no quadrant holds 8); fewer than 8 sampled entries raise."""
     height, width = k.shape[-2:]
     ky = (torch.arange(height, device=k.device) - height // 2).double() / (height / 2)
     kx = (torch.arange(width, device=k.device) - width // 2).double() / (width / 2)
@@ -395,7 +399,21 @@ def _corner_power(k: torch.Tensor, sampled: torch.Tensor) -> torch.Tensor:
                 if int(region.sum()) >= 8:
                     blocks.append(k[..., region].abs() ** 2)
     if not blocks:
-        raise ValueError("y: no sampled k-space entries in the corners to estimate the noise from; pass sigma.")
+        # no corner samples (an elliptical Poisson disc, a small matrix): the outermost tenth of the sampled entries by
+        # radius (at least 32), by quadrant, or as one block where no quadrant has 8; an upper bound, as corners are
+        count = int(sampled.sum())
+        if count >= 8:
+            keep = min(count, max(32, count // 10))
+            outer = sampled & (radius >= radius[sampled].sort(descending=True).values[keep - 1])
+            for top in (True, False):
+                for left in (True, False):
+                    region = outer & ((ky[:, None] < 0) == top) & ((kx[None, :] < 0) == left)
+                    if int(region.sum()) >= 8:
+                        blocks.append(k[..., region].abs() ** 2)
+            if not blocks:
+                blocks.append(k[..., outer].abs() ** 2)
+    if not blocks:
+        raise ValueError("y: too few sampled k-space entries to estimate the noise from; pass sigma.")
     return _pooled_median(blocks)
 
 

@@ -143,6 +143,27 @@ def test_train_with_the_log_mse_loss(trained, tmp_path):
     assert len(rows) == 1 and float(rows[0]["train_loss"]) < 0
 
 
+def test_train_with_the_noise_input_warm_starts_from_weights_without_it(trained, tmp_path):
+    """``--noise_input true --initial_weights`` loads weights trained without the noise channel (its weights start at
+    zero, every other tensor is the checkpoint's) and trains the channel."""
+    root, _ = trained
+    checkpoint = root / "models" / "model.pt"
+    overrides = _tiny_training(root, noise_input=True, initial_weights=str(checkpoint),
+                               ckpt_dir=str(tmp_path / "models"), run_dir=str(tmp_path / "runs"))
+    workflow = ConfigWorkflow(config_file=str(CONFIGS / "train.json"), workflow_type="train", **overrides)
+    workflow.initialize()
+    network = workflow.parser.get_parsed_content("network")
+    assert network.net.noise_input
+    loaded = network_weights(checkpoint)
+    first = "net.cell.convs.0.weight"
+    for name, value in network.state_dict().items():
+        expected = loaded[name] if name != first else torch.cat([loaded[name], torch.zeros_like(loaded[name][:, :1])], 1)
+        torch.testing.assert_close(value, expected, msg=f"{name} was not loaded from initial_weights")
+    workflow.run()
+    trained_first = torch.load(tmp_path / "runs" / "checkpoint_final.pt")["model"][first]
+    assert trained_first.shape[1] == loaded[first].shape[1] + 1 and trained_first[:, -1].abs().sum() > 0
+
+
 def _fastmri_like(path: Path, reference: bool) -> Path:
     """A fastMRI-layout file whose images are larger than its recon matrix (64x48 k-space, 32x32 recon), as real
     fastMRI files are (640x368 k-space, 320x320 reconstruction_rss): with the cropped reference, or undersampled

@@ -106,6 +106,22 @@ def test_estimate_kspace_sigma_two_dimensional_mask_falls_back_to_the_corners():
     assert bool(((sigma / 0.05 - 1).abs() < 0.25).all()), sigma
 
 
+def test_estimate_kspace_sigma_without_corner_samples_uses_the_outermost_entries():
+    """A 2D mask that samples nothing outside the inscribed disc (an elliptical Poisson disc) still gets an estimate,
+    from its outermost sampled entries: an upper bound of the noise, close to it where the signal has decayed; a
+    mask of fewer than 8 entries cannot be used."""
+    n = 128
+    ky, kx = torch.meshgrid(torch.linspace(-1, 1, n), torch.linspace(-1, 1, n), indexing="ij")
+    mask = poisson_disc_mask((n, n), 3, seed=0).float() * (ky**2 + kx**2 < 0.95).float()
+    y, A = _kspace(mask, 0.05)
+    sigma = estimate_kspace_sigma(y, A.mask)
+    assert sigma.shape == (1, 4) and bool(((sigma / 0.05 - 1).abs() < 0.3).all()), sigma
+    sparse = torch.zeros(n, n)
+    sparse[n // 2 - 1 : n // 2 + 1, n // 2 - 1 : n // 2 + 2] = 1  # 6 entries
+    with pytest.raises(ValueError, match="^y: too few sampled k-space entries"):
+        estimate_kspace_sigma(_kspace(sparse, 0.05)[0], sparse)
+
+
 def test_estimate_noise_chooses_the_model():
     mask = random_mask((128, 128), 4, seed=0)
     y, A = _kspace(mask, 0.02)
