@@ -68,8 +68,9 @@ __all__ = ["load_ablation_config", "training_command", "train_variant", "validat
 FINAL_CHECKPOINT = "checkpoint_final.pt"
 
 
-def load_ablation_config(path: str | Path) -> dict[str, Any]:
-    """The ablation config in ``path``, checked.
+def load_ablation_config(path: str | Path, variants: Sequence[str] | None = None) -> dict[str, Any]:
+    """The ablation config in ``path``, checked (the ``weights`` files of the named ``variants`` only, when given: a
+    config may list a run that has not finished while the others are scored).
 
     Keys: ``train_config`` (a bundle's ``train.json``), ``common`` (overrides of every variant), ``variants`` (a list
     of ``{"name", "description", "overrides"}``, names unique and usable as folder names) and optionally ``group_by``
@@ -86,18 +87,19 @@ def load_ablation_config(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{path}: train_config: expected the path of a bundle's train.json, got {train!r}.")
     if not isinstance(config.get("common", {}), dict):
         raise ValueError(f"{path}: common: expected an object of config overrides, got {config['common']!r}.")
-    variants = config.get("variants")
-    if not isinstance(variants, list) or not variants:
-        raise ValueError(f"{path}: variants: expected a non-empty list, got {variants!r}.")
+    entries = config.get("variants")
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"{path}: variants: expected a non-empty list, got {entries!r}.")
     names = []
-    for index, variant in enumerate(variants):
+    for index, variant in enumerate(entries):
         name = variant.get("name") if isinstance(variant, dict) else None
         if not isinstance(name, str) or not name or not name.replace("_", "").replace("-", "").isalnum():
             raise ValueError(f"{path}: variants[{index}].name: expected a folder name (letters, digits, _ and -), "
                              f"got {name!r}.")
         if not isinstance(variant.get("overrides", {}), dict):
             raise ValueError(f"{path}: variants[{index}].overrides: expected an object, got {variant['overrides']!r}.")
-        _check_weights(variant.get("weights"), f"{path}: variants[{index}].weights")
+        if variants is None or name in variants:
+            _check_weights(variant.get("weights"), f"{path}: variants[{index}].weights")
         names.append(name)
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: variants: expected unique names, got {names}.")
@@ -300,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reference", default=None,
                         help="the variant the others are compared with, item by item (default: the first scored)")
     args = parser.parse_args(argv)
-    config = load_ablation_config(args.config)
+    config = load_ablation_config(args.config, args.variants or None)
     out, data = Path(args.out), Path(args.data)
     known = [v["name"] for v in config["variants"]]
     unknown = sorted(set(args.variants or []) - set(known))

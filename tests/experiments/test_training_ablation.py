@@ -181,3 +181,7 @@ def test_variants_with_their_own_weights_are_scored_not_trained(tmp_path, config
     config["variants"][0]["weights"] = str(tmp_path / "missing.pt")
     with pytest.raises(ValueError, match=r"variants\[0\].weights"):
         ablation.load_ablation_config(_write(tmp_path, config))
+    # a run that has not finished does not stop scoring the others
+    assert ablation.load_ablation_config(_write(tmp_path, config), ["epoch_3"])["variants"][0]["name"] == "plain"
+    with pytest.raises(ValueError, match=r"variants\[0\].weights"):
+        ablation.load_ablation_config(_write(tmp_path, config), ["plain"])
