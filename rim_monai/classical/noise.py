@@ -391,13 +391,14 @@ def _corner_power(k: torch.Tensor, sampled: torch.Tensor) -> torch.Tensor:
     ky = (torch.arange(height, device=k.device) - height // 2).double() / (height / 2)
     kx = (torch.arange(width, device=k.device) - width // 2).double() / (width / 2)
     radius = torch.sqrt(ky[:, None] ** 2 + kx[None, :] ** 2)
-    blocks = []
-    for shell in (radius > 1.2, (radius > 1.0) & (radius <= 1.2)):
-        for top in (True, False):
-            for left in (True, False):
-                region = shell & ((ky[:, None] < 0) == top) & ((kx[None, :] < 0) == left) & sampled
-                if int(region.sum()) >= 8:
-                    blocks.append(k[..., region].abs() ** 2)
+
+    def quadrant_blocks(region: torch.Tensor) -> list[torch.Tensor]:
+        """|k|^2 of ``region`` in each k-space quadrant that holds at least 8 of its entries."""
+        quadrants = [region & ((ky[:, None] < 0) == top) & ((kx[None, :] < 0) == left)
+                     for top in (True, False) for left in (True, False)]
+        return [k[..., q].abs() ** 2 for q in quadrants if int(q.sum()) >= 8]
+
+    blocks = [b for shell in (radius > 1.2, (radius > 1.0) & (radius <= 1.2)) for b in quadrant_blocks(shell & sampled)]
     if not blocks:
         # no corner samples (an elliptical Poisson disc, a small matrix): the outermost tenth of the sampled entries by
         # radius (at least 32), by quadrant, or as one block where no quadrant has 8; an upper bound, as corners are
@@ -405,13 +406,7 @@ def _corner_power(k: torch.Tensor, sampled: torch.Tensor) -> torch.Tensor:
         if count >= 8:
             keep = min(count, max(32, count // 10))
             outer = sampled & (radius >= radius[sampled].sort(descending=True).values[keep - 1])
-            for top in (True, False):
-                for left in (True, False):
-                    region = outer & ((ky[:, None] < 0) == top) & ((kx[None, :] < 0) == left)
-                    if int(region.sum()) >= 8:
-                        blocks.append(k[..., region].abs() ** 2)
-            if not blocks:
-                blocks.append(k[..., outer].abs() ** 2)
+            blocks = quadrant_blocks(outer) or [k[..., outer].abs() ** 2]
     if not blocks:
         raise ValueError("y: too few sampled k-space entries to estimate the noise from; pass sigma.")
     return _pooled_median(blocks)
@@ -477,7 +472,7 @@ def _gaussian_model(y: torch.Tensor, operator: LinearOperator, ndim: int, batch:
         per_entry = level.reshape(batch + (1,) * ndim) ** 2
     else:
         level = estimate_gaussian_sigma(y, operator)
-        per_entry = (level**2).reshape(level.shape + (1,) * (2 if isinstance(operator, MaskedFourier) else ndim))
+        per_entry = (level**2).reshape(level.shape + (1,) * (y.ndim - level.ndim))
     energy = reduce_to(per_entry * measured_entries(y, operator).double(), ndim, batch)
     return NoiseModel(energy, None, "gaussian", level, sigma is None)
 

@@ -202,10 +202,10 @@ def noise_input_channel(
     dtype = x.real.dtype if x.is_complex() else x.dtype
     batch = x.shape[0]
     if sigma is None:
-        level = estimate_gaussian_sigma(y.detach(), A).to(torch.float64)
+        level = estimate_gaussian_sigma(y, A).to(torch.float64)
         level = level.reshape(batch, -1).square().mean(dim=1).sqrt()
     else:
-        level = sigma_like(sigma, x.real if x.is_complex() else x).to(torch.float64).expand(batch, 1, 1, 1)
+        level = sigma_like(sigma, x).to(torch.float64).expand(batch, 1, 1, 1)
     value = torch.log10(level.reshape(batch).clamp_min(NOISE_FLOOR)) - NOISE_LOG_CENTER
     return value.to(device=x.device, dtype=dtype).reshape(batch, 1, 1, 1)
 

@@ -1,13 +1,17 @@
-"""Small generic operators and phantoms for the classical-solver tests (no tomography or MRI module needed)."""
+"""Small generic operators and phantoms for the classical-solver tests (no tomography module needed), and noisy
+multi-coil k-space for the noise estimators and the networks that use them."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 
+from rim_monai.operators import MaskedFourier, birdcage_maps
 from rim_monai.operators.base import LinearOperator
 
-__all__ = ["DenseMatrix", "Convolution", "random_tensor", "squares_phantom"]
+__all__ = ["DenseMatrix", "Convolution", "random_tensor", "squares_phantom", "noisy_kspace"]
 
 
 class DenseMatrix(LinearOperator):
@@ -61,3 +65,15 @@ def squares_phantom(n: int = 32, dtype=torch.float32) -> torch.Tensor:
     yy, xx = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
     img[((yy - 0.7 * n) ** 2 + (xx - 0.3 * n) ** 2) < (0.15 * n) ** 2] = 0.75
     return img
+
+
+def noisy_kspace(mask: torch.Tensor, sigma: float, n: int = 128, coils: int = 4, seed: int = 0):
+    """``(y, A)``: k-space ``(1, coils, n, n)`` of :func:`squares_phantom` with background around it, birdcage maps,
+    and complex Gaussian noise with :math:`E|n|^2 = \\sigma^2` on the entries of ``mask`` ``(n, n)``."""
+    g = torch.Generator().manual_seed(seed)
+    image = torch.zeros(n, n)
+    image[n // 6 : 5 * n // 6, n // 6 : 5 * n // 6] = squares_phantom(2 * n // 3)  # background around the object
+    A = MaskedFourier(mask, birdcage_maps(coils, (n, n)))
+    k = A(image.to(torch.complex64)[None, None])
+    noise = torch.complex(torch.randn(k.shape, generator=g), torch.randn(k.shape, generator=g)) * sigma / math.sqrt(2)
+    return k + noise * (mask != 0), A

@@ -16,8 +16,8 @@ from rim_monai.classical.noise import (
     measured_entries,
     transmission_noise_energy,
 )
-from rim_monai.operators import Identity, MaskedFourier, birdcage_maps, poisson_disc_mask, random_mask
-from tests.classical.helpers import squares_phantom
+from rim_monai.operators import Identity, poisson_disc_mask, random_mask
+from tests.classical.helpers import noisy_kspace, squares_phantom
 
 
 def _smooth_sinogram(views: int = 40, bins: int = 96, peak: float = 4.0) -> torch.Tensor:
@@ -71,21 +71,11 @@ def test_estimate_sinogram_sigma_recovers_gaussian_noise():
     assert bool(((estimate / sigma.reshape(3, 1) - 1).abs() < 0.1).all()), estimate
 
 
-def _kspace(mask: torch.Tensor, sigma: float, n: int = 128, coils: int = 4, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    image = torch.zeros(n, n)
-    image[n // 6 : 5 * n // 6, n // 6 : 5 * n // 6] = squares_phantom(2 * n // 3)  # background around the object
-    A = MaskedFourier(mask, birdcage_maps(coils, (n, n)))
-    k = A(image.to(torch.complex64)[None, None])
-    noise = torch.complex(torch.randn(k.shape, generator=g), torch.randn(k.shape, generator=g)) * sigma / math.sqrt(2)
-    return k + noise * (mask != 0), A
-
-
 @pytest.mark.parametrize("readout", ["columns", "rows"])
 def test_estimate_kspace_sigma_one_dimensional_masks(readout):
     mask = random_mask((128, 128), 4, seed=0)
     mask = mask if readout == "columns" else mask.T.contiguous()
-    y, A = _kspace(mask, 0.02)
+    y, A = noisy_kspace(mask, 0.02)
     sigma = estimate_kspace_sigma(y, A.mask)
     assert sigma.shape == (1, 4)
     assert bool(((sigma / 0.02 - 1).abs() < 0.2).all()), sigma  # 96 background values per block at 128²
@@ -94,14 +84,14 @@ def test_estimate_kspace_sigma_one_dimensional_masks(readout):
 
 def test_estimate_kspace_sigma_small_image_pools_the_small_blocks():
     mask = random_mask((32, 32), 4, seed=0)  # background blocks of fewer than 8 values each
-    y, A = _kspace(mask, 0.02, n=32)
+    y, A = noisy_kspace(mask, 0.02, n=32)
     sigma = estimate_kspace_sigma(y, A.mask)
     assert sigma.shape == (1, 4) and bool(((sigma / 0.02 - 1).abs() < 0.6).all()), sigma
 
 
 def test_estimate_kspace_sigma_two_dimensional_mask_falls_back_to_the_corners():
     mask = poisson_disc_mask((128, 128), 3, seed=0).float()
-    y, A = _kspace(mask, 0.05)
+    y, A = noisy_kspace(mask, 0.05)
     sigma = estimate_kspace_sigma(y, A.mask)
     assert bool(((sigma / 0.05 - 1).abs() < 0.25).all()), sigma
 
@@ -113,18 +103,18 @@ def test_estimate_kspace_sigma_without_corner_samples_uses_the_outermost_entries
     n = 128
     ky, kx = torch.meshgrid(torch.linspace(-1, 1, n), torch.linspace(-1, 1, n), indexing="ij")
     mask = poisson_disc_mask((n, n), 3, seed=0).float() * (ky**2 + kx**2 < 0.95).float()
-    y, A = _kspace(mask, 0.05)
+    y, A = noisy_kspace(mask, 0.05)
     sigma = estimate_kspace_sigma(y, A.mask)
     assert sigma.shape == (1, 4) and bool(((sigma / 0.05 - 1).abs() < 0.3).all()), sigma
     sparse = torch.zeros(n, n)
     sparse[n // 2 - 1 : n // 2 + 1, n // 2 - 1 : n // 2 + 2] = 1  # 6 entries
     with pytest.raises(ValueError, match="^y: too few sampled k-space entries"):
-        estimate_kspace_sigma(_kspace(sparse, 0.05)[0], sparse)
+        estimate_kspace_sigma(noisy_kspace(sparse, 0.05)[0], sparse)
 
 
 def test_estimate_noise_chooses_the_model():
     mask = random_mask((128, 128), 4, seed=0)
-    y, A = _kspace(mask, 0.02)
+    y, A = noisy_kspace(mask, 0.02)
     given = estimate_noise(y, A, sigma=0.02)
     count = float(measured_entries(y, A).sum())
     assert given.kind == "gaussian" and not given.estimated

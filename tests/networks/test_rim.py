@@ -316,25 +316,12 @@ def test_autocast_dtype_is_checked():
         RIM(features=(4, 4), autocast_dtype="int8")
 
 
-def _noisy_kspace(sigma: float, size: int = 64, coils: int = 4, seed: int = 0):
-    """Multi-coil k-space of a smooth image with complex Gaussian noise (E|n|^2 = sigma^2) on a 1D mask."""
-    from rim_monai.operators import MaskedFourier
-    from tests.networks.problems import smooth_images
+def _noisy_kspace(sigma: float):
+    """4-coil k-space (128², 1D random mask, 4x) of a phantom with background, complex noise of level ``sigma``."""
+    from rim_monai.operators import random_mask
+    from tests.classical.helpers import noisy_kspace
 
-    g = torch.Generator().manual_seed(seed)
-    mask = (torch.rand(1, 1, 1, size, generator=g) < 0.4).float().expand(1, 1, size, size).clone()
-    mask[..., size // 2 - 4 : size // 2 + 4] = 1
-    sens = torch.randn(1, coils, size // 8, size // 8, 2, generator=g)
-    sens = torch.nn.functional.interpolate(sens.movedim(-1, 1).reshape(1, -1, size // 8, size // 8), size=(size, size),
-                                           mode="bilinear").reshape(1, 2, coils, size, size).movedim(1, -1)
-    sens = torch.view_as_complex(sens.contiguous())
-    sens = sens / sens.abs().square().sum(1, keepdim=True).sqrt()
-    A = MaskedFourier(mask, sens)
-    x = smooth_images((1, 1, size, size), seed=seed + 1, complex_=True)
-    # an object in the centre half, background around it (as the k-space background estimator expects)
-    x = torch.nn.functional.pad(x[..., ::2, ::2], (size // 4,) * 4)
-    noise = torch.complex(torch.randn(A(x).shape, generator=g), torch.randn(A(x).shape, generator=g))
-    return A(x) + sigma / 2**0.5 * noise * mask, A
+    return noisy_kspace(random_mask((128, 128), 4, seed=0), sigma)
 
 
 def test_noise_input_channel_is_the_log_level_given_or_estimated():
