@@ -7,7 +7,7 @@ the solvers share (argument checks, per-sample scalars, norms, operator norms) i
 :mod:`rim_monai.classical.batching`, for writing new batched solvers.
 """
 
-from rim_monai.classical.cg import cg_normal
+from rim_monai.classical.cg import cg_normal, cg_normal_shifted
 from rim_monai.classical.direct import fbp, zero_filled
 from rim_monai.classical.landweber import landweber
 from rim_monai.classical.tv import DEFAULT_TV_WEIGHT, default_weight_scale, gradient2d, gradient2d_adjoint, scaled_tv, tv_pdhg
@@ -18,6 +18,7 @@ from rim_monai.classical.parameter_choice import MIN_TV_WEIGHT, TAU_EARLY_STOPPI
 
 __all__ = [
     "cg_normal",
+    "cg_normal_shifted",
     "fbp",
     "zero_filled",
     "landweber",

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rim_monai.classical import cg_normal, zero_filled
-from rim_monai.operators import Identity
+from rim_monai.operators import Identity, MaskedFourier
 from tests.classical.helpers import Convolution, DenseMatrix, random_tensor
 
 
@@ -204,3 +204,52 @@ def test_holdout_stop_batched_equals_single_samples():
     for i in range(2):
         single = cg_normal(y[i : i + 1], MaskedFourier(masks[i : i + 1], birdcage_maps(4, (32, 32))[None]))
         torch.testing.assert_close(batched[i : i + 1], single, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("complex_", [False, True])
+def test_shifted_solves_equal_one_cg_run_per_weight(complex_):
+    """cg_normal_shifted: every weight's iterate equals cg_normal's after the same number of iterations (the Krylov
+    spaces are shared), and the converged solutions are the exact Tikhonov solutions."""
+    from rim_monai.classical import cg_normal_shifted
+
+    M = random_tensor((30, 20), complex_, seed=5)
+    A = DenseMatrix(M)
+    y = random_tensor((3, 30), complex_, seed=6)
+    lams = [2.0, 0.5, 0.05, 0.0]
+    for iterations in (1, 3, 8):
+        xs = cg_normal_shifted(y, A, lams, iterations=iterations, tol=0)
+        assert xs.shape == (4, 3, 20)
+        for x, lam in zip(xs, lams):
+            ref = cg_normal(y, A, lam=lam, iterations=iterations, tol=0)
+            assert torch.linalg.vector_norm(x - ref) <= 1e-8 * torch.linalg.vector_norm(ref)
+    xs = cg_normal_shifted(y, A, lams, iterations=100, tol=1e-13)
+    for x, lam in zip(xs, lams):
+        exact = torch.linalg.solve(M.conj().T @ M + lam * torch.eye(20, dtype=M.dtype), (y @ M.conj()).T).T
+        assert torch.linalg.vector_norm(x - exact) <= 1e-7 * torch.linalg.vector_norm(exact)
+
+
+def test_shifted_solves_are_per_sample_and_check_their_weights():
+    """Per-sample masks in float32 k-space: a batched call equals single-sample calls and cg_normal to float
+    rounding; bad weight lists are named."""
+    from rim_monai.classical import cg_normal_shifted
+
+    g = torch.Generator().manual_seed(0)
+    sens = torch.complex(torch.randn(2, 4, 16, 16, generator=g), torch.randn(2, 4, 16, 16, generator=g))
+    sens = sens / sens.abs().square().sum(1, keepdim=True).sqrt()
+    mask = (torch.rand(2, 1, 1, 16, generator=g) < 0.4).float().expand(2, 1, 16, 16).clone()
+    mask[..., 6:10] = 1
+    A = MaskedFourier(mask, sens)
+    y = A(torch.complex(torch.randn(2, 1, 16, 16, generator=g), torch.randn(2, 1, 16, 16, generator=g)))
+    lams = [1.0, 0.1, 0.001]
+    xs = cg_normal_shifted(y, A, lams, iterations=12, tol=0)
+    for b in range(2):
+        single = cg_normal_shifted(y[b : b + 1], MaskedFourier(mask[b : b + 1], sens[b : b + 1]), lams, 12, tol=0)
+        torch.testing.assert_close(xs[:, b : b + 1], single, rtol=1e-5, atol=1e-6)
+    for x, lam in zip(xs, lams):
+        ref = cg_normal(y, A, lam=lam, iterations=12, tol=0)
+        assert torch.linalg.vector_norm(x - ref) <= 1e-5 * torch.linalg.vector_norm(ref)
+    for bad in ([], [-1.0], [float("nan")], 0.1):
+        with pytest.raises(ValueError, match="^lams"):
+            cg_normal_shifted(y, A, bad)
+    with pytest.raises(ValueError, match="^iterations"):
+        cg_normal_shifted(y, A, lams, iterations=0)
