@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import warnings
@@ -12,11 +13,14 @@ import torch.nn.functional as F
 
 from rim_monai.networks.base import IterativeNetwork, renamed_argument
 from rim_monai.networks.blocks import BoundaryConv2d, ConvGRUCell, same_padding
-from rim_monai.networks.utils import (AUTOCAST_DTYPES, CG_INIT_ITERATIONS, check_count, data_consistency,
-                                     from_channels, initial_estimate, mixed_precision, noise_input_channel, sigma_like,
-                                     step_scale, to_channels)
+from rim_monai.classical.holdout import split_measurements
+from rim_monai.networks.utils import (AUTOCAST_DTYPES, CG_INIT_ITERATIONS, DC_HOLDOUT, DC_HOLDOUT_ITERATIONS,
+                                     DC_ITERATIONS, check_count, data_consistency, from_channels,
+                                     holdout_data_consistency, initial_estimate, mixed_precision, noise_input_channel,
+                                     sigma_like, step_scale, to_channels)
 from rim_monai.networks.utils import autocast_dtype as autocast_dtype_of
 from rim_monai.operators.base import LinearOperator
+from rim_monai.operators.fourier import MaskedFourier
 from rim_monai.operators.likelihood import GaussianLikelihood
 
 __all__ = ["RIM", "PaperCell", "DilatedCell", "LINKS", "ARCHITECTURES", "VARIANTS", "DC_PLACEMENTS", "AUTOCAST_DTYPES"]
@@ -30,6 +34,8 @@ DC_PLACEMENTS = ("output", "recurrent")
 #: the a-trous preset: two stages of 64 features, dilations 1 and 2 (about 4.8e5 parameters for grey images)
 ATROUS_FEATURES = (64, 64)
 ATROUS_DILATIONS = (1, 2)
+
+logger = logging.getLogger(__name__)
 
 _CLAMP = 1e-4  # inverse links clip x into the open range of the link
 
@@ -159,6 +165,15 @@ class RIM(IterativeNetwork):
     update network only has to supply what the measurements do not determine (train with it: the network learns the
     trust :math:`\lambda` sets, including where estimated coil maps are wrong).
 
+    ``dc_lambda="holdout"`` (output placement, undersampled MRI: a :class:`~rim_monai.operators.MaskedFourier`)
+    chooses :math:`\lambda` per sample, or no step, on held-out k-space
+    (:func:`~rim_monai.networks.utils.holdout_data_consistency`): a fifth of the sampled lines outside the calibration
+    region is held out, the network is run a second time on the rest, and the weight whose step best predicts the
+    held-out data is applied to the estimate from all the data. It costs a second forward pass and two multi-shift CG
+    runs; where the mask has too few lines to hold out (or for ``return_all``), no step is taken. On the MRI bundle's
+    test sets it gained up to 3 dB where the data determine the image (MNI, 8 coils, 4x) and declined the step where
+    ESPIRiT maps from a narrow calibration region are wrong (WG-04, 8 coils), bundle README.
+
     Noise level as an input (``noise_input=True``): the likelihood's :math:`\epsilon` is learned and, in practice,
     far above :math:`\sigma^2` of images of unit scale (0.84 against 1e-5 to 1e-3 in the MRI bundle), so the
     gradient alone barely tells the network how noisy the data are. With ``noise_input`` the update network gets one
@@ -198,9 +213,10 @@ class RIM(IterativeNetwork):
             gradient, the estimates :math:`\eta_t` and the parameters stay in float32. The function the weights
             define is the same; a checkpoint trained either way loads into the other.
         cg_iterations: the CG iterations of ``init="cg"`` (> 0; ignored by the other starts).
-        dc_lambda: :math:`\lambda > 0` of the data-consistency step (see ``dc_placement``); ``None`` (default): no
-            step.
-        dc_iterations: its CG iterations (> 0).
+        dc_lambda: :math:`\lambda > 0` of the data-consistency step (see ``dc_placement``), ``"holdout"`` (chosen
+            per sample, see above; output placement only) or ``None`` (default): no step.
+        dc_iterations: its CG iterations (> 0); ``None``: :data:`~rim_monai.networks.utils.DC_ITERATIONS` (4) for a
+            fixed weight, :data:`~rim_monai.networks.utils.DC_HOLDOUT_ITERATIONS` (16) for ``"holdout"``.
         dc_placement: ``"output"`` (default: after the last step, outside the recurrence) or ``"recurrent"`` (after
             every step, fed back; needs ``dc_lambda``).
         noise_input: feed the noise level to the update network as an extra input channel (see above).
@@ -239,8 +255,8 @@ class RIM(IterativeNetwork):
         channels_last: bool = True,
         autocast_dtype: str | None = None,
         cg_iterations: int = CG_INIT_ITERATIONS,
-        dc_lambda: float | None = None,
-        dc_iterations: int = 4,
+        dc_lambda: float | str | None = None,
+        dc_iterations: int | None = None,
         padding_mode: str = "zeros",
         dc_placement: str = "output",
         noise_input: bool = False,
@@ -249,9 +265,21 @@ class RIM(IterativeNetwork):
     ) -> None:
         iterations = renamed_argument("RIM", "iterations", iterations, "steps", steps, default=10)
         cg_iterations = check_count(cg_iterations, "cg_iterations", "CG iterations")
+        holdout = dc_lambda == DC_HOLDOUT
+        if dc_iterations is None:
+            dc_iterations = DC_HOLDOUT_ITERATIONS if holdout else DC_ITERATIONS
         dc_iterations = check_count(dc_iterations, "dc_iterations", "CG iterations")
-        if dc_lambda is not None and not float(dc_lambda) > 0:
-            raise ValueError(f"dc_lambda: expected None or a positive data-consistency weight, got {dc_lambda!r}.")
+        if not (dc_lambda is None or holdout):
+            try:
+                valid = not isinstance(dc_lambda, bool) and float(dc_lambda) > 0
+            except (TypeError, ValueError):
+                valid = False
+            if not valid:
+                raise ValueError(f"dc_lambda: expected None, a positive data-consistency weight or {DC_HOLDOUT!r}, "
+                                 f"got {dc_lambda!r}.")
+        if holdout and dc_placement == "recurrent":
+            raise ValueError(f"dc_lambda: {DC_HOLDOUT!r} chooses the weight of the output step only; "
+                             "dc_placement='recurrent' needs a number.")
         if dc_placement not in DC_PLACEMENTS:
             raise ValueError(f"dc_placement: expected one of {DC_PLACEMENTS}, got {dc_placement!r}.")
         if dc_placement == "recurrent" and dc_lambda is None:
@@ -268,7 +296,7 @@ class RIM(IterativeNetwork):
         if architecture == "paper" and padding_mode != "zeros":
             raise ValueError(f"padding_mode: the strided 'paper' architecture has zero padding only, got {padding_mode!r}.")
         self.cg_iterations = cg_iterations
-        self.dc_lambda = None if dc_lambda is None else float(dc_lambda)
+        self.dc_lambda = dc_lambda if dc_lambda is None or holdout else float(dc_lambda)
         self.dc_iterations = dc_iterations
         self.dc_placement = dc_placement
         self.channels_last = bool(channels_last)
@@ -397,9 +425,34 @@ class RIM(IterativeNetwork):
         estimates = self.iterate(y, A, adjoint, count, sigma_like(sigma, adjoint), noise)
         if not return_all:
             estimates = estimates[-1:]
-        if self.dc_lambda is not None and self.dc_placement == "output":
+        if self.dc_lambda == DC_HOLDOUT:
+            if not return_all:
+                estimates = [self._holdout_step(estimates[-1], y, A, count, sigma)]
+        elif self.dc_lambda is not None and self.dc_placement == "output":
             estimates = [data_consistency(x, y, A, self.dc_lambda, self.dc_iterations) for x in estimates]
         return estimates if return_all else estimates[-1]
+
+    def _holdout_step(self, x: torch.Tensor, y: torch.Tensor, A: LinearOperator, iterations: int,
+                      sigma: float | torch.Tensor | None) -> torch.Tensor:
+        """``x`` after the data-consistency step whose weight held-out k-space chooses (``dc_lambda="holdout"``)."""
+        if not isinstance(A, MaskedFourier) or not A.supports("replace"):
+            raise ValueError(f"dc_lambda: {DC_HOLDOUT!r} needs an undersampled MRI operator (MaskedFourier), got "
+                             f"{type(A).__name__}.")
+        split = split_measurements(A)
+        if split is None:
+            logger.info("RIM: too few sampled lines outside the calibration region to hold out; no data-consistency "
+                        "step")
+            return x
+        train_mask, held_mask = split
+        train, y_train = A.replace(mask=train_mask), y * train_mask
+        adjoint = train.adjoint(y_train)
+        noise = noise_input_channel(y_train, train, sigma, adjoint) if self.noise_input else None
+        # A's 1/||A||^2 (cached): the network sees the same scale, and no second power iteration runs
+        x_train = self.iterate(y_train, train, adjoint, iterations, sigma_like(sigma, adjoint), noise, step_scale(A))[-1]
+        estimate, lam = holdout_data_consistency(x, x_train, y, A, train_mask, held_mask,
+                                                 iterations=self.dc_iterations)
+        logger.debug("RIM: hold-out data-consistency weight per sample %s", lam.flatten().tolist())
+        return estimate
 
     def iterate(
         self,
@@ -409,18 +462,22 @@ class RIM(IterativeNetwork):
         iterations: int,
         sigma: torch.Tensor | None = None,
         noise: torch.Tensor | None = None,
+        step: float | None = None,
     ) -> list[torch.Tensor]:
         """The estimates :math:`x_1, \\dots, x_T` (``T = iterations``) for a noise level ``sigma`` broadcastable to
         the images (:func:`~rim_monai.networks.utils.sigma_like`; ``None``: 0) and, for a ``noise_input`` RIM, its
-        noise channel ``(B, 1, 1, 1)`` (:func:`~rim_monai.networks.utils.noise_input_channel`)."""
+        noise channel ``(B, 1, 1, 1)`` (:func:`~rim_monai.networks.utils.noise_input_channel`). ``step`` is
+        :math:`1/\|A\|^2` when already known (default: :func:`~rim_monai.networks.utils.step_scale` of ``A``)."""
         if self.noise_input and noise is None:
             raise ValueError("noise: a noise_input RIM needs its noise channel (B, 1, 1, 1); call forward.")
         sig = sigma_like(None, adjoint) if sigma is None else sigma
-        scale = step_scale(A) if self.normalize_gradient else 1.0
+        if step is None and (self.normalize_gradient or self.init == "adjoint"):
+            step = step_scale(A)
+        scale = step if self.normalize_gradient else 1.0
         if self.init == "zeros":
             eta = torch.zeros_like(to_channels(adjoint))
         else:
-            x0 = initial_estimate(y, A, self.init, adjoint, cg_iterations=self.cg_iterations)
+            x0 = initial_estimate(y, A, self.init, adjoint, cg_iterations=self.cg_iterations, scale=step)
             eta = self.psi_inverse(to_channels(x0))
         state = None
         estimates: list[torch.Tensor] = []

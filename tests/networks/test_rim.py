@@ -377,3 +377,82 @@ def test_noise_input_iterate_needs_the_channel():
     net = RIM(complex_=True, features=(4, 4), iterations=1, noise_input=True)
     with pytest.raises(ValueError, match="^noise"):
         net.iterate(y, A, A.adjoint(y), 1)
+
+
+def _wrong_maps_kspace(n: int = 48, coils: int = 4):
+    """``(truth, y, A_right, A_wrong)``: noise-free 4x k-space of a phantom filling the field of view, the operator
+    with the maps that made it and one whose maps are shifted by a quarter of the field of view."""
+    from rim_monai.operators import MaskedFourier, birdcage_maps
+    from tests.classical.helpers import squares_phantom
+
+    mask = torch.zeros(n, n)
+    mask[:, ::4] = 1
+    mask[:, n // 2 - 3 : n // 2 + 3] = 1
+    maps = birdcage_maps(coils, (n, n))
+    truth = squares_phantom(n).to(torch.complex64)[None, None]
+    right = MaskedFourier(mask, maps)
+    wrong = MaskedFourier(mask, torch.roll(maps, n // 4, dims=-1))
+    return truth, right(truth), right, wrong
+
+
+def test_holdout_data_consistency_trusts_right_maps_and_declines_wrong_ones():
+    """holdout_data_consistency: with the maps that made the data it takes a step (a finite weight) that brings an
+    estimate closer to the truth; with wrong maps the held-out k-space says no step, and the estimate is returned
+    unchanged; one batch holds both cases, chosen per sample."""
+    from rim_monai.classical.holdout import split_measurements
+    from rim_monai.operators import MaskedFourier
+    from rim_monai.networks.utils import DC_HOLDOUT_LAMBDAS, holdout_data_consistency
+
+    truth, y, right, wrong = _wrong_maps_kspace()
+    blurred = torch.nn.functional.avg_pool2d(truth.real, 3, 1, 1).to(truth.dtype)  # an estimate missing detail
+    train_mask, held_mask = split_measurements(right)
+    estimate, lam = holdout_data_consistency(blurred, blurred, y, right, train_mask, held_mask)
+    assert lam.shape == (1,) and float(lam) in DC_HOLDOUT_LAMBDAS  # one per sample (domain (1, H, W))
+    assert (estimate - truth).norm() < 0.5 * (blurred - truth).norm()
+    estimate, lam = holdout_data_consistency(truth, truth, y, wrong, train_mask, held_mask)
+    assert float(lam) == float("inf")
+    torch.testing.assert_close(estimate, truth)
+    both = MaskedFourier(right.mask, torch.stack([right.sens, wrong.sens]))
+    estimate, lam = holdout_data_consistency(torch.cat([blurred, truth]), torch.cat([blurred, truth]),
+                                             torch.cat([y, y]), both, train_mask, held_mask)
+    assert float(lam[0]) in DC_HOLDOUT_LAMBDAS and float(lam[1]) == float("inf")
+    with pytest.raises(ValueError, match="^lams"):
+        holdout_data_consistency(truth, truth, y, right, train_mask, held_mask, lams=[0.0])
+
+
+def test_rim_holdout_step_runs_the_network_on_the_training_lines():
+    """``dc_lambda="holdout"``: the output is holdout_data_consistency of the plain RIM's estimate from all the data
+    and its estimate from the training part of the mask; ``return_all`` and masks too sparse to split give the plain
+    estimates; other operators and placements are refused, naming ``dc_lambda``."""
+    from rim_monai.classical.holdout import split_measurements
+    from rim_monai.networks.utils import (DC_HOLDOUT_ITERATIONS, DC_ITERATIONS, holdout_data_consistency,
+                                          step_scale)
+    from rim_monai.operators import MaskedFourier
+
+    problem = make_problem("mri-8coil")
+    y, A = problem.y, problem.A
+    torch.manual_seed(0)
+    plain = RIM(complex_=True, features=(4, 4), zero_init_update=False, iterations=2).eval()
+    holdout = RIM(complex_=True, features=(4, 4), zero_init_update=False, iterations=2, dc_lambda="holdout").eval()
+    holdout.load_state_dict(plain.state_dict())
+    assert holdout.dc_iterations == DC_HOLDOUT_ITERATIONS and RIM(dc_lambda=0.1).dc_iterations == DC_ITERATIONS
+    train_mask, held_mask = split_measurements(A)
+    train = A.replace(mask=train_mask)
+    with torch.no_grad():
+        x = plain(y, A)
+        adjoint = train.adjoint(y * train_mask)
+        x_train = plain.iterate(y * train_mask, train, adjoint, 2, step=step_scale(A))[-1]
+        expected, _ = holdout_data_consistency(x, x_train, y, A, train_mask, held_mask)
+        torch.testing.assert_close(holdout(y, A), expected)
+        for a, b in zip(holdout(y, A, return_all=True), plain(y, A, return_all=True)):
+            torch.testing.assert_close(a, b)
+        sparse = MaskedFourier(torch.ones(16, 16), A.sens)  # fully sampled: nothing outside the centre to hold out
+        torch.testing.assert_close(holdout(sparse(problem.x), sparse), plain(sparse(problem.x), sparse))
+    dense = make_problem("dense-projection")
+    with pytest.raises(ValueError, match="^dc_lambda.*MaskedFourier"):
+        RIM(features=(4, 4), dc_lambda="holdout")(dense.y, dense.A)
+    with pytest.raises(ValueError, match="^dc_lambda.*recurrent"):
+        RIM(dc_lambda="holdout", dc_placement="recurrent")
+    for bad in ("often", True, -0.1):
+        with pytest.raises(ValueError, match="^dc_lambda"):
+            RIM(dc_lambda=bad)
