@@ -1,5 +1,6 @@
-"""Timing of training steps, shared by the bundles' training-speed benchmarks (:mod:`rim_training_step` for the MRI
-RIM, :mod:`lpd_training_step` for the CT learned primal-dual).
+"""Timing of training steps, shared by the bundles' speed benchmarks (:mod:`rim_training_step` for the MRI RIM,
+:mod:`lpd_training_step` for the CT learned primal-dual, and :mod:`mri_inference` for the MRI bundle's inference
+latency, which times wall clock instead of CPU time).
 
 A contender is a closure that runs one training iteration (forward, loss, backward, optimiser step) on a fixed batch.
 :func:`time_steps` warms every contender up once (oneDNN builds its primitives on the first call), then alternates
@@ -20,24 +21,29 @@ from typing import Any
 
 __all__ = ["time_steps", "write_report", "add_timing_arguments"]
 
+_CLOCKS: dict[str, Callable[[], float]] = {"cpu": time.process_time, "wall": time.perf_counter}
+
 
 def time_steps(
-    steps: Mapping[str, Callable[[], Any]], rounds: int, per_round: int, log: Callable[[str], Any] = print
+    steps: Mapping[str, Callable[[], Any]], rounds: int, per_round: int, log: Callable[[str], Any] = print,
+    clock: str = "cpu",
 ) -> dict[str, dict[str, Any]]:
-    """Median CPU seconds per iteration of each contender, alternating ``rounds`` times ``per_round`` iterations.
+    """Median seconds per iteration of each contender, alternating ``rounds`` times ``per_round`` iterations.
 
     Args:
-        steps: contender name -> a closure running one training iteration.
+        steps: contender name -> a closure running one iteration.
         rounds: alternating rounds.
         per_round: iterations of one contender per round.
         log: where the per-round lines go.
+        clock: ``"cpu"`` (:func:`time.process_time`, every thread's CPU time) or ``"wall"``
+            (:func:`time.perf_counter`, what a user waits; for latency bars).
 
     Returns:
-        ``{name: {"cpu_s_per_iteration", "iterations_per_cpu_minute", "samples"}}`` (``samples``: the per-round
-        CPU seconds per iteration).
+        ``{name: {"<clock>_s_per_iteration", "iterations_per_<clock>_minute", "samples"}}`` (``samples``: the
+        per-round seconds per iteration).
 
     Raises:
-        ValueError: naming ``rounds`` / ``per_round`` when not positive.
+        ValueError: naming ``rounds`` / ``per_round`` when not positive, or ``clock``.
 
     Example:
         >>> time_steps({"noop": lambda: None}, 1, 1, log=lambda line: None)["noop"]["samples"][0] >= 0
@@ -45,18 +51,22 @@ def time_steps(
     """
     if int(rounds) < 1 or int(per_round) < 1:
         raise ValueError(f"rounds, per_round: expected positive numbers, got {rounds}, {per_round}.")
+    if clock not in _CLOCKS:
+        raise ValueError(f"clock: expected one of {sorted(_CLOCKS)}, got {clock!r}.")
+    timer = _CLOCKS[clock]
     for step in steps.values():
         step()  # warm-up (oneDNN primitive creation)
     times: dict[str, list[float]] = {name: [] for name in steps}
     for r in range(int(rounds)):
         for name, step in steps.items():
-            start = time.process_time()
+            start = timer()
             for _ in range(int(per_round)):
                 step()
-            times[name].append((time.process_time() - start) / int(per_round))
-            log(f"round {r + 1}/{rounds} {name}: {times[name][-1]:.3f} CPU s/iteration")
-    return {name: {"cpu_s_per_iteration": statistics.median(t), "iterations_per_cpu_minute": 60 / statistics.median(t),
-                   "samples": t} for name, t in times.items()}
+            times[name].append((timer() - start) / int(per_round))
+            log(f"round {r + 1}/{rounds} {name}: {times[name][-1]:.3f} {clock} s/iteration")
+    return {name: {f"{clock}_s_per_iteration": statistics.median(t),
+                   f"iterations_per_{clock}_minute": 60 / statistics.median(t), "samples": t}
+            for name, t in times.items()}
 
 
 def write_report(out: str | Path, stem: str, title: str, report: Mapping[str, Any], notes: Sequence[str],
@@ -94,10 +104,10 @@ def write_report(out: str | Path, stem: str, title: str, report: Mapping[str, An
 
 
 def add_timing_arguments(
-    parser: argparse.ArgumentParser, contenders: Sequence[str], quick: str
+    parser: argparse.ArgumentParser, contenders: Sequence[str], quick: str, threads: int = 1
 ) -> argparse.ArgumentParser:
-    """The options every training-step benchmark takes: ``--rounds`` (5), ``--per_round`` (3), ``--contenders``
-    (all of ``contenders``), ``--threads`` (1), ``--quick`` (its help: ``quick``) and ``--out`` (``docs/benchmarks``).
+    """The options every timing benchmark takes: ``--rounds`` (5), ``--per_round`` (3), ``--contenders`` (all of
+    ``contenders``), ``--threads`` (``threads``), ``--quick`` (its help: ``quick``) and ``--out`` (``docs/benchmarks``).
 
     Example:
         >>> add_timing_arguments(argparse.ArgumentParser(), ["a", "b"], "tiny").parse_args([]).contenders
@@ -106,7 +116,7 @@ def add_timing_arguments(
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--per_round", type=int, default=3)
     parser.add_argument("--contenders", nargs="+", default=list(contenders), choices=list(contenders))
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--threads", type=int, default=threads, help=f"torch threads (default {threads})")
     parser.add_argument("--quick", action="store_true", help=quick)
     parser.add_argument("--out", default="docs/benchmarks")
     return parser
