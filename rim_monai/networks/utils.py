@@ -375,5 +375,5 @@ def holdout_data_consistency(
         steps = torch.cat([steps, torch.zeros_like(steps[:1])])
         index = best.reshape(1, *best.shape, *(1,) * nd_domain).expand(1, *steps.shape[1:])
         estimate = x + torch.gather(steps, 0, index)[0]
-        lam = torch.tensor(candidates + [math.inf], dtype=torch.float64)[best.flatten()].reshape(best.shape)
+        lam = torch.tensor(candidates + [math.inf], dtype=torch.float64)[best.flatten().cpu()].reshape(best.shape)
     return estimate, lam
