@@ -11,13 +11,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from rim_monai.classical.holdout import split_measurements
 from rim_monai.networks.base import IterativeNetwork, renamed_argument
 from rim_monai.networks.blocks import BoundaryConv2d, ConvGRUCell, same_padding
-from rim_monai.classical.holdout import split_measurements
 from rim_monai.networks.utils import (AUTOCAST_DTYPES, CG_INIT_ITERATIONS, DC_HOLDOUT, DC_HOLDOUT_ITERATIONS,
-                                     DC_ITERATIONS, check_count, data_consistency, from_channels,
-                                     holdout_data_consistency, initial_estimate, mixed_precision, noise_input_channel,
-                                     sigma_like, step_scale, to_channels)
+                                     DC_ITERATIONS, check_count, command_line_none_hint, data_consistency,
+                                     from_channels, holdout_data_consistency, initial_estimate, mixed_precision,
+                                     noise_input_channel, sigma_like, step_scale, to_channels)
 from rim_monai.networks.utils import autocast_dtype as autocast_dtype_of
 from rim_monai.operators.base import LinearOperator
 from rim_monai.operators.fourier import MaskedFourier
@@ -276,7 +276,7 @@ class RIM(IterativeNetwork):
                 valid = False
             if not valid:
                 raise ValueError(f"dc_lambda: expected None, a positive data-consistency weight or {DC_HOLDOUT!r}, "
-                                 f"got {dc_lambda!r}.")
+                                 f"got {dc_lambda!r}." + command_line_none_hint(dc_lambda))
         if holdout and dc_placement == "recurrent":
             raise ValueError(f"dc_lambda: {DC_HOLDOUT!r} chooses the weight of the output step only; "
                              "dc_placement='recurrent' needs a number.")

@@ -41,6 +41,7 @@ __all__ = [
     "DC_HOLDOUT_LAMBDAS",
     "holdout_data_consistency",
     "check_count",
+    "command_line_none_hint",
     "AUTOCAST_DTYPES",
     "autocast_dtype",
     "mixed_precision",
@@ -64,6 +65,15 @@ DC_HOLDOUT_ITERATIONS = 16
 DC_HOLDOUT_LAMBDAS: tuple[float, ...] = (1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001)
 
 
+def command_line_none_hint(value: Any) -> str:
+    """A sentence for an error about ``value`` when it is the JSON spelling of ``None`` typed on the command line:
+    ``python -m monai.bundle run`` parses its arguments with ``fire``, which reads ``None`` but keeps ``null`` as a
+    string; empty otherwise."""
+    if isinstance(value, str) and value.strip().lower() == "null":
+        return " On the command line write None (python -m monai.bundle run reads None, not null)."
+    return ""
+
+
 def check_count(value: int, name: str, what: str) -> int:
     """``value`` as a positive ``int`` (a count of iterations or steps).
 
@@ -85,7 +95,8 @@ def autocast_dtype(name: str | None) -> torch.dtype | None:
         ValueError: naming ``autocast_dtype`` when ``name`` is not a key of :data:`AUTOCAST_DTYPES`.
     """
     if name is not None and name not in AUTOCAST_DTYPES:
-        raise ValueError(f"autocast_dtype: expected None or one of {tuple(AUTOCAST_DTYPES)}, got {name!r}.")
+        raise ValueError(f"autocast_dtype: expected None or one of {tuple(AUTOCAST_DTYPES)}, got {name!r}."
+                         + command_line_none_hint(name))
     return None if name is None else AUTOCAST_DTYPES[name]
 
 

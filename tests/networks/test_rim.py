@@ -314,6 +314,8 @@ def test_bfloat16_autocast_keeps_float32_estimates_and_state_dict():
 def test_autocast_dtype_is_checked():
     with pytest.raises(ValueError, match="autocast_dtype"):
         RIM(features=(4, 4), autocast_dtype="int8")
+    with pytest.raises(ValueError, match="autocast_dtype.*write None"):  # `--mixed_precision null` on the command line
+        RIM(features=(4, 4), autocast_dtype="null")
 
 
 def _noisy_kspace(sigma: float):
@@ -456,3 +458,5 @@ def test_rim_holdout_step_runs_the_network_on_the_training_lines():
     for bad in ("often", True, -0.1):
         with pytest.raises(ValueError, match="^dc_lambda"):
             RIM(dc_lambda=bad)
+    with pytest.raises(ValueError, match="^dc_lambda.*write None"):  # JSON's spelling typed on the command line
+        RIM(dc_lambda="null")
