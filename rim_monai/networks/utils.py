@@ -377,10 +377,10 @@ def holdout_data_consistency(
     nd_range, nd_domain = len(A.range_shape), len(A.domain_shape)
     with torch.no_grad():
         train = A.replace(mask=train_mask)
-        y_train = y * train_mask
-        steps = cg_normal_shifted(y_train - train(x_train), train, candidates, iterations, tol=NETWORK_CG_TOL)
-        errors = [sqnorm(held_mask * (A(x_train + d) - y), nd_range) for d in steps]
-        errors.append(sqnorm(held_mask * (A(x_train) - y), nd_range))
+        predicted = A(x_train)  # its training part is train(x_train): one forward pass serves both
+        steps = cg_normal_shifted((y - predicted) * train_mask, train, candidates, iterations, tol=NETWORK_CG_TOL)
+        errors = [sqnorm(held_mask * (predicted + A(d) - y), nd_range) for d in steps]
+        errors.append(sqnorm(held_mask * (predicted - y), nd_range))
         best = torch.stack(errors).argmin(dim=0)  # (*batch); len(candidates) means no step
         steps = cg_normal_shifted(y - A(x), A, candidates, iterations, tol=NETWORK_CG_TOL)
         steps = torch.cat([steps, torch.zeros_like(steps[:1])])
