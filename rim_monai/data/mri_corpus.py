@@ -39,7 +39,7 @@ from rim_monai.data.mri_acquisition import AcquisitionSampler, AcquisitionSettin
 from rim_monai.data.simulate_mri import smooth_phase
 
 __all__ = ["MRICorpus", "MRITrainingPatches", "AcquisitionBatchSampler", "MRIValidationSlices",
-           "VALIDATION_ACQUISITIONS", "random_field_of_view"]
+           "VALIDATION_ACQUISITIONS", "filled_square", "random_field_of_view"]
 
 #: the acquisitions validation items cycle through: (coils, mask, acceleration, snr_db, estimator)
 VALIDATION_ACQUISITIONS = (
@@ -280,6 +280,34 @@ class AcquisitionBatchSampler(Sampler):
             yield [(int(rng.integers(2**62)), shared, size) for _ in range(count)]
 
 
+def filled_square(
+    magnitude: torch.Tensor, max_size: int, level: float = 0.1, fill: float = 0.8, min_size: int = 64
+) -> tuple[int, int, int] | None:
+    """The largest square of even side (at most ``max_size``) centred on the anatomy's bounding box in which at least
+    ``fill`` of the pixels exceed ``level`` (the slice is scaled by its 99.5th percentile): ``(top, left, side)``,
+    or ``None`` when no such square of ``min_size`` or more exists.
+
+    Example:
+        >>> image = torch.zeros(128, 128); image[16:112, 32:96] = 1.0
+        >>> filled_square(image, 256)
+        (32, 32, 64)
+    """
+    inside = magnitude > level
+    rows, cols = torch.nonzero(inside.any(dim=1)).flatten(), torch.nonzero(inside.any(dim=0)).flatten()
+    if rows.numel() == 0:
+        return None
+    centre_row, centre_col = (int(rows[0]) + int(rows[-1]) + 1) // 2, (int(cols[0]) + int(cols[-1]) + 1) // 2
+    side = min(int(rows[-1]) - int(rows[0]) + 1, int(cols[-1]) - int(cols[0]) + 1, max_size, *magnitude.shape) // 2 * 2
+    height, width = magnitude.shape
+    while side >= min_size:
+        top = min(max(centre_row - side // 2, 0), height - side)
+        left = min(max(centre_col - side // 2, 0), width - side)
+        if float(inside[top : top + side, left : left + side].float().mean()) >= fill:
+            return top, left, side
+        side = int(side * 0.9) // 2 * 2
+    return None
+
+
 class MRIValidationSlices(Dataset):
     """Held-out full slices under :data:`VALIDATION_ACQUISITIONS` (cycled), simulated once with per-item seeds.
 
@@ -292,6 +320,13 @@ class MRIValidationSlices(Dataset):
         acquisitions: the cycle of acquisitions (default :data:`VALIDATION_ACQUISITIONS`).
         every_acquisition: simulate every slice under every acquisition (``len(acquisitions)`` items per slice, for
             model selection: more items, less noise) instead of one acquisition per slice, cycled.
+        field_of_view: ``"centre"``: the slice's centre crop (air around the anatomy, as a scan is usually planned);
+            ``"fill"``: a square inside the anatomy (:func:`filled_square`), so the anatomy touches every edge of the
+            field of view, as in a tightly planned scan or a zoomed reconstruction (slices without such a square of
+            at least 64 pixels are left out).
+
+    Raises:
+        ValueError: for an unknown ``field_of_view``.
     """
 
     def __init__(
@@ -302,7 +337,10 @@ class MRIValidationSlices(Dataset):
         seed: int = 1,
         acquisitions: Sequence[AcquisitionSettings] = VALIDATION_ACQUISITIONS,
         every_acquisition: bool = False,
+        field_of_view: str = "centre",
     ) -> None:
+        if field_of_view not in ("centre", "fill"):
+            raise ValueError(f"field_of_view: expected 'centre' or 'fill', got {field_of_view!r}.")
         self.items: list[dict[str, torch.Tensor]] = []
         count = 0
         for subject in corpus.slices:
@@ -310,9 +348,16 @@ class MRIValidationSlices(Dataset):
             picks = np.unique(np.linspace(0, len(subject) - 1, slices_per_subject).round().astype(int))
             for i in picks:
                 scan = torch.from_numpy(subject[int(i)])
-                height, width = scan.shape
-                top, left = max(0, (height - max_size) // 2), max(0, (width - max_size) // 2)
-                crop = scan[top : top + max_size, left : left + max_size]
+                if field_of_view == "fill":
+                    box = filled_square(scan.abs(), max_size)
+                    if box is None:
+                        continue
+                    top, left, side = box
+                    crop = scan[top : top + side, left : left + side]
+                else:
+                    height, width = scan.shape
+                    top, left = max(0, (height - max_size) // 2), max(0, (width - max_size) // 2)
+                    crop = scan[top : top + max_size, left : left + max_size]
                 crop = crop[: crop.shape[0] // 2 * 2, : crop.shape[1] // 2 * 2].to(torch.complex64)
                 cycle = acquisitions if every_acquisition else [acquisitions[count % len(acquisitions)]]
                 for settings in cycle:

@@ -48,7 +48,7 @@ from rim_monai.metrics import ssim
 __all__ = [
     "CACHE", "Item", "stable_seed", "evenly_spaced", "load_config", "subject_files", "load_cache", "save_cache", "score", "run_items",
     "set_scores", "metric", "nan_if_none", "worst_slice_margin", "best_candidate", "Choice", "tuned_and_oracle",
-    "climb", "argument_parser", "network_overrides",
+    "climb", "argument_parser", "network_overrides", "parse_overrides",
     "machine_description", "write_summary",
 ]
 
@@ -328,23 +328,35 @@ def argument_parser(description: str, bundle: str, network: str) -> argparse.Arg
     return parser
 
 
-def network_overrides(config: Mapping[str, Any], pairs: Sequence[str]) -> dict[str, Any]:
-    """The config's ``bundle_overrides`` updated with ``--override KEY=VALUE`` pairs (VALUE parsed as JSON, else kept
-    as a string).
+def parse_overrides(pairs: Sequence[str], option: str = "--override") -> dict[str, Any]:
+    """``KEY=VALUE`` pairs as a dict (VALUE parsed as JSON, else kept as a string).
 
     Raises:
-        ValueError: naming ``--override`` for a pair without ``=``.
+        ValueError: naming ``option`` for a pair without ``=``.
+
+    Example:
+        >>> parse_overrides(["steps=10", "padding_mode=circular"])
+        {'steps': 10, 'padding_mode': 'circular'}
     """
-    merged = dict(config.get("bundle_overrides", {}))
+    merged: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"--override: expected KEY=VALUE, got {pair!r}.")
+            raise ValueError(f"{option}: expected KEY=VALUE, got {pair!r}.")
         try:
             merged[key] = json.loads(value)
         except json.JSONDecodeError:
             merged[key] = value
     return merged
+
+
+def network_overrides(config: Mapping[str, Any], pairs: Sequence[str]) -> dict[str, Any]:
+    """The config's ``bundle_overrides`` updated with ``--override KEY=VALUE`` pairs (:func:`parse_overrides`).
+
+    Raises:
+        ValueError: naming ``--override`` for a pair without ``=``.
+    """
+    return {**config.get("bundle_overrides", {}), **parse_overrides(pairs, "--override")}
 
 
 def machine_description() -> str:

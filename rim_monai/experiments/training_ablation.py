@@ -58,7 +58,7 @@ import rim_monai.data
 from rim_monai.data.file_utils import atomic_write, atomic_write_text
 from rim_monai.engines import format_table, latest_checkpoint, network_weights
 from rim_monai.experiments.environment import SHARED_DATA, machine_line
-from rim_monai.experiments.heldout_evaluation import load_config
+from rim_monai.experiments.heldout_evaluation import load_config, parse_overrides
 from rim_monai.metrics import image_quality
 
 __all__ = ["load_ablation_config", "training_command", "train_variant", "validation_items", "score_network",
@@ -299,10 +299,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-training", action="store_true", help="score the variants' existing weights only")
     parser.add_argument("--items-cache", default=None,
                         help="a file that keeps the simulated validation items between runs (rebuilt when stale)")
+    parser.add_argument("--common", action="append", default=[], metavar="KEY=VALUE",
+                        help="a common override added to the config's (VALUE as JSON, else a string), e.g. "
+                             "--common val_field_of_view=fill: the same variants on another validation set; repeatable")
     parser.add_argument("--reference", default=None,
                         help="the variant the others are compared with, item by item (default: the first scored)")
     args = parser.parse_args(argv)
     config = load_ablation_config(args.config, args.variants or None)
+    config["common"] = {**config.get("common", {}), **parse_overrides(args.common, "--common")}
     out, data = Path(args.out), Path(args.data)
     known = [v["name"] for v in config["variants"]]
     unknown = sorted(set(args.variants or []) - set(known))

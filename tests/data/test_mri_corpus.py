@@ -25,6 +25,7 @@ from rim_monai.data import (
     write_bart,
 )
 from rim_monai.data.brain_phantom import brain_phantom
+from rim_monai.data.mri_corpus import filled_square
 from rim_monai.operators import MaskedFourier
 
 
@@ -189,3 +190,31 @@ def test_target_is_the_combination_with_the_estimated_maps(estimator):
     zero_filled = MaskedFourier(item["mask"][None], item["sens"][None]).adjoint(item["kspace"][None])[0, 0]
     agreement = (zero_filled.conj() * item["target"][0])[inside]
     assert float(agreement.sum().abs() / agreement.abs().sum()) > 0.9  # no phase left between the two
+
+
+def test_filled_square_lies_inside_the_anatomy():
+    image = torch.from_numpy(_head((160, 200), value=1.0))
+    top, left, side = filled_square(image, 256)
+    assert side >= 64 and side % 2 == 0
+    assert float((image[top : top + side, left : left + side] > 0.1).float().mean()) >= 0.8
+    assert filled_square(image, 64)[2] == 64  # capped by max_size
+    assert filled_square(torch.zeros(100, 100), 256) is None  # no anatomy
+    assert filled_square(torch.from_numpy(_head((40, 48), value=1.0)), 256) is None  # smaller than min_size
+
+
+def test_fill_validation_items_have_anatomy_at_every_edge(tmp_path):
+    volume = np.stack([_head((160, 180), value=100.0) * (1 + 0.1 * k) for k in range(4)], axis=-1)
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), str(tmp_path / "big.nii.gz"))
+    corpus = MRICorpus(tmp_path, ["big.nii.gz"], max_per_axis=2)
+    settings = [AcquisitionSettings(1, "random", 4.0, None, None, "true")]
+    fill = MRIValidationSlices(corpus, slices_per_subject=2, acquisitions=settings, field_of_view="fill")
+    centre = MRIValidationSlices(corpus, slices_per_subject=2, acquisitions=settings)
+    assert len(fill) >= 1
+    for item in fill.items:
+        target = item["target"].abs()[0]
+        for edge in (target[0], target[-1], target[:, 0], target[:, -1]):
+            assert float((edge > 0.05).float().mean()) > 0.5  # anatomy along every edge
+    for item in centre.items:
+        assert float(item["target"].abs()[..., 0, :].max()) < 0.05  # air at the top edge
+    with pytest.raises(ValueError, match="field_of_view"):
+        MRIValidationSlices(corpus, field_of_view="zoom")

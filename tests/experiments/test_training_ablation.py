@@ -185,3 +185,19 @@ def test_variants_with_their_own_weights_are_scored_not_trained(tmp_path, config
     assert ablation.load_ablation_config(_write(tmp_path, config), ["epoch_3"])["variants"][0]["name"] == "plain"
     with pytest.raises(ValueError, match=r"variants\[0\].weights"):
         ablation.load_ablation_config(_write(tmp_path, config), ["plain"])
+
+
+def test_common_overrides_from_the_command_line_reach_the_items(tmp_path, config):
+    out = tmp_path / "out"
+    (out / "reference" / "models").mkdir(parents=True)
+    torch.save(torch.nn.Identity().state_dict(), out / "reference" / "models" / "model.pt")
+    path = str(_write(tmp_path, config))
+    ablation.main(["--config", path, "--out", str(out), "--skip-training", "--variants", "reference"])
+    plain = json.loads((out / "ablation.json").read_text())
+    ablation.main(["--config", path, "--out", str(out), "--skip-training", "--variants", "reference",
+                   "--common", "scale=2.0"])
+    scaled = json.loads((out / "ablation.json").read_text())
+    assert scaled["config"]["common"] == {"epochs": 2, "scale": 2.0}
+    assert scaled["rows"][0]["psnr"] < plain["rows"][0]["psnr"] - 3  # y doubled: a larger error on every item
+    with pytest.raises(ValueError, match="--common"):
+        ablation.main(["--config", path, "--out", str(out), "--skip-training", "--common", "scale"])
