@@ -16,7 +16,8 @@ Three pieces, composed by the MRI bundle's ``train.json``:
   :class:`AcquisitionBatchSampler` draws one ``(coils, size)`` per batch (items of a batch must share their shapes)
   and as many items as fit ``pixels_per_batch``.
 - :class:`MRIValidationSlices`: full slices (centre-cropped to at most ``max_size``, native resolution) of held-out
-  subjects under a fixed cycle of acquisitions, seeded per item and simulated once.
+  subjects, or squares inside their anatomy (``field_of_view="fill"``), under a fixed cycle of acquisitions, seeded
+  per item and simulated once.
 
 Split by subject: a subject's files (all contrasts of one person) go to one of train / validation / test only.
 """
@@ -167,9 +168,11 @@ class MRITrainingPatches(Dataset):
         length: the nominal ``len()`` (items are random; the batch sampler decides how many are drawn).
         relative_zoom: ``zooms`` are fields of view in units of the source's larger side (1: the whole image just
             fits, 2: it fills half the field of view) instead of source pixels per item pixel.
+        fill_fraction: probability that an item's anatomy fills its field of view (80 % of the pixels, see
+            :meth:`image`): tissue to every edge, as where a scan is planned tightly.
 
     Raises:
-        ValueError: naming ``sizes``, ``zooms``, ``natural_fraction`` or ``phantom_fraction``.
+        ValueError: naming ``sizes``, ``zooms``, ``natural_fraction``, ``phantom_fraction`` or ``fill_fraction``.
     """
 
     def __init__(
@@ -183,6 +186,7 @@ class MRITrainingPatches(Dataset):
         max_phase: float = math.pi,
         length: int = 100_000,
         relative_zoom: bool = False,
+        fill_fraction: float = 0.0,
     ) -> None:
         if not sizes or min(int(s) for s in sizes) < 16:
             raise ValueError(f"sizes: expected item sizes of at least 16, got {list(sizes)}.")
@@ -190,6 +194,8 @@ class MRITrainingPatches(Dataset):
             raise ValueError(f"zooms: expected (low, high) with 0 < low <= high, got {list(zooms)}.")
         if not 0 <= natural_fraction <= 1:
             raise ValueError(f"natural_fraction: expected a probability, got {natural_fraction}.")
+        if not 0 <= fill_fraction <= 1:
+            raise ValueError(f"fill_fraction: expected a probability, got {fill_fraction}.")
         if not 0 <= phantom_fraction <= 1 - natural_fraction:
             raise ValueError(f"phantom_fraction: expected a probability of at most 1 - natural_fraction "
                              f"({1 - natural_fraction:g}), got {phantom_fraction}.")
@@ -198,6 +204,7 @@ class MRITrainingPatches(Dataset):
         self.natural_fraction = natural_fraction if corpus.natural else 0.0
         self.phantom_fraction = phantom_fraction if corpus.phantoms else 0.0
         self.max_phase, self.length, self.relative_zoom = float(max_phase), int(length), bool(relative_zoom)
+        self.fill_fraction = float(fill_fraction)
         counts = np.sqrt([len(s) for s in corpus.slices])
         self.weights = counts / counts.sum()  # subjects drawn with weight sqrt(slices): volumes count more than a slice
 
@@ -207,10 +214,13 @@ class MRITrainingPatches(Dataset):
     def image(self, rng: np.random.Generator, size: int, attempts: int = 8) -> torch.Tensor:
         """A random complex reference image ``(size, size)`` (source, field of view, orientation, phase); a crop with
         less than 5 % of its pixels above a tenth of the slice's 99.5th percentile (background) is drawn again, up to
-        ``attempts`` times."""
+        ``attempts`` times. With probability ``fill_fraction`` the crop must instead fill the field of view (80 % of
+        its pixels above that level, as :func:`filled_square`), up to ``4 * attempts`` times."""
+        fill = self.fill_fraction > 0 and rng.random() < self.fill_fraction
+        needed, attempts = (0.8, 4 * attempts) if fill else (0.05, attempts)
         for _ in range(attempts - 1):
             image = self._draw(rng, size)
-            if float((image.abs() > 0.1).float().mean()) >= 0.05:
+            if float((image.abs() > 0.1).float().mean()) >= needed:
                 return image
         return self._draw(rng, size)
 
@@ -283,9 +293,10 @@ class AcquisitionBatchSampler(Sampler):
 def filled_square(
     magnitude: torch.Tensor, max_size: int, level: float = 0.1, fill: float = 0.8, min_size: int = 64
 ) -> tuple[int, int, int] | None:
-    """The largest square of even side (at most ``max_size``) centred on the anatomy's bounding box in which at least
-    ``fill`` of the pixels exceed ``level`` (the slice is scaled by its 99.5th percentile): ``(top, left, side)``,
-    or ``None`` when no such square of ``min_size`` or more exists.
+    """A square centred on the anatomy's bounding box in which at least ``fill`` of the pixels exceed ``level`` (the
+    slice is scaled by its 99.5th percentile): ``(top, left, side)``. The side starts at the bounding box's shorter
+    side (at most ``max_size``, even) and shrinks by 10 % until the square is filled; ``None`` when it falls below
+    ``min_size``.
 
     Example:
         >>> image = torch.zeros(128, 128); image[16:112, 32:96] = 1.0

@@ -218,3 +218,20 @@ def test_fill_validation_items_have_anatomy_at_every_edge(tmp_path):
         assert float(item["target"].abs()[..., 0, :].max()) < 0.05  # air at the top edge
     with pytest.raises(ValueError, match="field_of_view"):
         MRIValidationSlices(corpus, field_of_view="zoom")
+
+
+def test_fill_fraction_draws_crops_that_fill_the_field_of_view(tmp_path):
+    volume = np.stack([_head((160, 180), value=100.0) for _ in range(4)], axis=-1)
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), str(tmp_path / "big.nii.gz"))
+    corpus = MRICorpus(tmp_path, ["big.nii.gz"], max_per_axis=2)
+    sampler = AcquisitionSampler(coils=[1])
+
+    def foreground(patches):
+        images = [patches.image(np.random.default_rng(seed), 48) for seed in range(12)]
+        return [float((image.abs() > 0.1).float().mean()) for image in images]
+
+    plain = MRITrainingPatches(corpus, sampler, sizes=[48], zooms=(2.0, 2.0), natural_fraction=0.0)
+    filled = MRITrainingPatches(corpus, sampler, sizes=[48], zooms=(2.0, 2.0), natural_fraction=0.0, fill_fraction=1.0)
+    assert min(foreground(filled)) >= 0.8 and min(foreground(plain)) < 0.8
+    with pytest.raises(ValueError, match="fill_fraction"):
+        MRITrainingPatches(corpus, sampler, fill_fraction=1.5)
