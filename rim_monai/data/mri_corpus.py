@@ -42,6 +42,11 @@ from rim_monai.data.simulate_mri import smooth_phase
 __all__ = ["MRICorpus", "MRITrainingPatches", "AcquisitionBatchSampler", "MRIValidationSlices",
            "VALIDATION_ACQUISITIONS", "filled_square", "random_field_of_view"]
 
+#: tissue: a pixel above this fraction of its slice's 99.5th percentile (the slices are scaled by it)
+TISSUE_LEVEL = 0.1
+#: a field of view is filled when at least this share of its pixels is tissue
+FILLED_SHARE = 0.8
+
 #: the acquisitions validation items cycle through: (coils, mask, acceleration, snr_db, estimator)
 VALIDATION_ACQUISITIONS = (
     AcquisitionSettings(8, "random", 4.0, None, 40.0, "lowres"),
@@ -217,10 +222,10 @@ class MRITrainingPatches(Dataset):
         ``attempts`` times. With probability ``fill_fraction`` the crop must instead fill the field of view (80 % of
         its pixels above that level, as :func:`filled_square`), up to ``4 * attempts`` times."""
         fill = self.fill_fraction > 0 and rng.random() < self.fill_fraction
-        needed, attempts = (0.8, 4 * attempts) if fill else (0.05, attempts)
+        needed, attempts = (FILLED_SHARE, 4 * attempts) if fill else (0.05, attempts)
         for _ in range(attempts - 1):
             image = self._draw(rng, size)
-            if float((image.abs() > 0.1).float().mean()) >= needed:
+            if float((image.abs() > TISSUE_LEVEL).float().mean()) >= needed:
                 return image
         return self._draw(rng, size)
 
@@ -291,7 +296,7 @@ class AcquisitionBatchSampler(Sampler):
 
 
 def filled_square(
-    magnitude: torch.Tensor, max_size: int, level: float = 0.1, fill: float = 0.8, min_size: int = 64
+    magnitude: torch.Tensor, max_size: int, level: float = TISSUE_LEVEL, fill: float = FILLED_SHARE, min_size: int = 64
 ) -> tuple[int, int, int] | None:
     """A square centred on the anatomy's bounding box in which at least ``fill`` of the pixels exceed ``level`` (the
     slice is scaled by its 99.5th percentile): ``(top, left, side)``. The side starts at the bounding box's shorter
