@@ -13,7 +13,8 @@ ones for one coil) and a mask :math:`M` of a family of :data:`~rim_monai.operato
 region of :math:`y` (``"lowres"`` or ``"espirit"``, :func:`~rim_monai.operators.estimate_sensitivities`), exactly as
 the bundle does for measured k-space (ESPIRiT items get at least :data:`ESPIRIT_LINES` calibration lines, or
 low-resolution maps where the acceleration leaves fewer), so a network trained on these items works with either
-estimator. Estimated maps absorb the smooth phase of the object, so the target is the coil combination with them,
+estimator. One coil gets the phase of its low-resolution image as its map, as at inference
+(:func:`~rim_monai.operators.estimate_sensitivities_or_none`). Estimated maps absorb the smooth phase of the object, so the target is the coil combination with them,
 :math:`\hat x = \sum_c \bar{\hat S}_c S_c x` (:math:`|\hat x| = |x|` where they are exact), and :math:`x` where
 they vanish (background, ESPIRiT's cropped edges); the maps are normalised to :math:`\sum_c |\hat S_c|^2 = 1`.
 """
@@ -120,7 +121,7 @@ class AcquisitionSampler:
         acceleration = float(math.exp(rng.uniform(math.log(low), math.log(high)))) if high > low else low
         fraction = None if rng.random() < self.fastmri_fraction else float(rng.uniform(0.03, 0.12))
         snr = None if rng.random() < self.noise_free else float(rng.uniform(*self.snr_db))
-        estimator = "true" if coils == 1 else str(rng.choice(self.estimators))
+        estimator = "lowres" if coils == 1 else str(rng.choice(self.estimators))  # one coil: its phase map
         return AcquisitionSettings(coils, str(rng.choice(self.mask_funcs)), acceleration, fraction, snr, estimator)
 
 
@@ -169,7 +170,7 @@ def simulate_acquisition(
         full = full + noise * (sigma / math.sqrt(2))
     kspace = (full * mask).to(torch.complex64)
     sens, target = true_maps, image
-    if settings.estimator != "true" and settings.coils > 1:
+    if settings.estimator != "true":
         estimated = estimate_sensitivities_or_none(kspace, settings.estimator)  # lowres on a narrow calibration box
         if estimated is not None:
             sens, target = estimated, _combined(image, true_maps, estimated)

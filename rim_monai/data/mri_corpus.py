@@ -51,7 +51,7 @@ FILLED_SHARE = 0.8
 VALIDATION_ACQUISITIONS = (
     AcquisitionSettings(8, "random", 4.0, None, 40.0, "lowres"),
     AcquisitionSettings(8, "equispaced", 8.0, None, 30.0, "espirit"),
-    AcquisitionSettings(1, "random", 4.0, None, None, "true"),
+    AcquisitionSettings(1, "random", 4.0, None, None, "lowres"),
     AcquisitionSettings(12, "poisson_disc", 8.0, None, 25.0, "lowres"),
     AcquisitionSettings(4, "random", 8.0, None, 40.0, "espirit"),
 )

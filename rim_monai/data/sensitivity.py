@@ -17,7 +17,8 @@ __all__ = ["EstimateSensitivitiesd"]
 
 class EstimateSensitivitiesd(Transform):
     """Add ``d[sens_key]`` = ``rim_monai.operators.estimate_sensitivities_or_none(d[kspace_key], **kwargs)``: the
-    estimated maps, ones for single-coil k-space, low-resolution maps where ESPIRiT lacks calibration lines.
+    estimated maps (for single-coil k-space the phase of the low-resolution image), low-resolution maps where ESPIRiT
+    lacks calibration lines.
 
     Measured data (fastMRI, BART) come without coil maps; this estimates them from the fully sampled k-space centre
     so that ``MaskedFourier(batch["mask"], batch["sens"])`` can be built for the batch.

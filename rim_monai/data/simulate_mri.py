@@ -105,8 +105,8 @@ class SimulateKSpaced(Randomizable, MapTransform):
         phase_order: spatial frequency order of the phase (:func:`smooth_phase`).
         map_estimator: ``None`` (default): the operator gets the true maps the k-space was simulated with;
             ``"lowres"`` or ``"espirit"``: it gets maps *estimated* from the simulated calibration region
-            (:func:`~rim_monai.operators.estimate_sensitivities_or_none`), as for measured k-space (multi-coil only;
-            the true maps where the slice has no calibration signal). The target stays the simulated image.
+            (:func:`~rim_monai.operators.estimate_sensitivities_or_none`), as for measured k-space (for one coil
+            the phase of the low-resolution image; the true maps where the slice has no calibration signal). The target stays the simulated image.
         kspace_key, mask_key, sens_key, target_key: output keys.
 
     Raises:
@@ -210,7 +210,7 @@ class SimulateKSpaced(Randomizable, MapTransform):
                 ) * (sigma / math.sqrt(2))
                 full = full + noise
             kspace = (full * mask).to(torch.complex64)
-            if self.map_estimator is not None and self.coils > 1 and d.get(self.sens_key) is None:
+            if self.map_estimator is not None and d.get(self.sens_key) is None:
                 estimated = estimate_sensitivities_or_none(kspace, self.map_estimator)
                 sens = sens if estimated is None else estimated.to(torch.complex64)
             d[self.kspace_key] = kspace

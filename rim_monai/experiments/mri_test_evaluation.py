@@ -19,12 +19,13 @@ files. ``tv_val`` is TV at the weight with the best mean validation PSNR of the 
 ``<out>/cache.json`` (written atomically after each item), so a rerun with another checkpoint (``--methods rim``)
 only runs the network; the table goes to ``<out>/evaluation.md`` and ``<out>/evaluation.json``. The cache, the
 scores, the choice of the weight and the summary files are :mod:`~rim_monai.experiments.heldout_evaluation`'s,
-shared with the CT evaluation.
+shared with the CT evaluation. ``--settings NAME ...`` runs only those settings (and the validation settings they are
+tuned on), e.g. the single-coil rows after a change to single-coil maps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ from rim_monai.experiments.heldout_evaluation import (
 )
 from rim_monai.operators import MaskedFourier, ifft2c, rss
 
-__all__ = ["measured_kspace", "test_items", "score", "run_methods", "set_scores", "summarise", "main"]
+__all__ = ["measured_kspace", "test_items", "score", "run_methods", "set_scores", "summarise", "select_settings", "main"]
 
 BASELINES = ("zero_filled", "cg_sense")
 #: slices with a side below this (the short axes of a thin volume) are left out
@@ -180,6 +181,34 @@ def summarise(cache: Mapping[str, dict], config: Mapping[str, Any], label: str) 
     return rows
 
 
+def select_settings(config: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """``config`` restricted to the settings ``names``: each test set keeps those of its settings, a set with none is
+    dropped, and validation runs only the settings they are tuned on (``tune_on``, else their own).
+
+    Raises:
+        ValueError: naming ``--settings`` for a name the config does not define.
+
+    Example:
+        >>> config = {"settings": [{"name": "8coil_4x"}, {"name": "1coil_4x"},
+        ...                        {"name": "measured_1coil_4x", "tune_on": "1coil_4x"}],
+        ...           "test_sets": [{"name": "a", "settings": ["8coil_4x", "1coil_4x"]},
+        ...                         {"name": "b", "settings": ["measured_1coil_4x"]}]}
+        >>> selected = select_settings(config, ["1coil_4x", "measured_1coil_4x"])
+        >>> [(e["name"], e["settings"]) for e in selected["test_sets"]], selected["validation_settings"]
+        ([('a', ['1coil_4x']), ('b', ['measured_1coil_4x'])], ['1coil_4x'])
+    """
+    settings = {s["name"]: s for s in config["settings"]}
+    unknown = [n for n in names if n not in settings]
+    if unknown:
+        raise ValueError(f"--settings: {unknown} not among the config's settings {sorted(settings)}.")
+    selected = dict(config)
+    selected["test_sets"] = [dict(entry, settings=[n for n in entry.get("settings", list(settings)) if n in names])
+                             for entry in config["test_sets"]]
+    selected["test_sets"] = [entry for entry in selected["test_sets"] if entry["settings"]]
+    selected["validation_settings"] = sorted({settings[n].get("tune_on", n) for n in names})
+    return selected
+
+
 def _validation_entry(config: Mapping[str, Any]) -> dict[str, Any]:
     """The validation set: ``config["validation_files"]``, or the ``val_subjects`` of ``config["train_config"]``."""
     files = config.get("validation_files")
@@ -189,8 +218,14 @@ def _validation_entry(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = argument_parser(__doc__.splitlines()[0], "bundles/mri_rim_recon", "rim").parse_args(argv)
+    parser = argument_parser(__doc__.splitlines()[0], "bundles/mri_rim_recon", "rim")
+    parser.add_argument("--settings", nargs="*", default=None,
+                        help="only these settings (e.g. 1coil_4x 1coil_8x measured_1coil_4x measured_1coil_8x), with "
+                             "the validation settings they are tuned on")
+    args = parser.parse_args(argv)
     config = load_config(args.config)
+    if args.settings:
+        config = select_settings(config, args.settings)
     data, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cache = load_cache(out)

@@ -19,6 +19,7 @@ from rim_monai.operators.coils import (
     estimate_sensitivities,
     estimate_sensitivities_or_none,
     ESPIRIT_LINES,
+    SINGLE_COIL_MAPS,
 )
 from rim_monai.operators.imaging import Blur, Downsample, RandomProjection, gaussian_kernel, imresize_matrix
 from rim_monai.operators.real_view import RealImageView
@@ -55,6 +56,7 @@ __all__ = [
     "estimate_sensitivities",
     "estimate_sensitivities_or_none",
     "ESPIRIT_LINES",
+    "SINGLE_COIL_MAPS",
     "Blur",
     "Downsample",
     "RandomProjection",

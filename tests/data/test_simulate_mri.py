@@ -116,8 +116,13 @@ def test_map_estimator_gives_the_operator_maps_estimated_from_the_calibration_re
     # the estimate agrees with the truth up to one phase per pixel
     overlap = (out["sens"].conj() * truth).sum(0).abs()
     assert float(overlap.mean()) > 0.95
-    single = SimulateKSpaced(coils=1, acceleration=4, map_estimator=estimator).set_random_state(0)
-    assert torch.equal(single({"image": _image()})["sens"], torch.ones(1, 32, 24, dtype=torch.complex64))
+    single = SimulateKSpaced(coils=1, acceleration=4, center_fraction=0.25, map_estimator=estimator)
+    out = single.set_random_state(0)({"image": _image((48, 48)) + 0.5})
+    torch.testing.assert_close(out["sens"].abs(), torch.ones(1, 48, 48), atol=1e-4, rtol=0)  # one coil: a phase map
+    phase = torch.angle(out["target"] * out["sens"].conj())
+    assert float(torch.angle(out["target"]).abs().mean()) > 0.4 > 0.1 > float(phase.abs().mean())  # taken off
+    ones = SimulateKSpaced(coils=1, acceleration=4).set_random_state(0)  # no estimator: the true map of ones
+    assert torch.equal(ones({"image": _image()})["sens"], torch.ones(1, 32, 24, dtype=torch.complex64))
 
 
 def test_map_estimator_bad_name():

@@ -71,3 +71,16 @@ def test_measured_kspace_layouts_and_errors(tmp_path):
         evaluation.measured_kspace(tmp_path / "real.npy")
     with pytest.raises(ValueError, match=r"\.png"):
         evaluation.measured_kspace(tmp_path / "k.png")
+
+
+def test_settings_option_runs_only_those_rows_and_their_validation(tmp_path):
+    config, out = _config(tmp_path), tmp_path / "out"
+    evaluation.main(["--config", str(config), "--out", str(out), "--data", str(tmp_path), "--methods", "baselines",
+                     "--settings", "measured_4x"])
+    cache = json.loads((out / "cache.json").read_text())
+    assert {key.split("|")[1] for key in cache if key.startswith("test|")} == {"raw"}
+    assert any(key.startswith("val|validation|8coil_4x|") for key in cache)  # measured_4x tunes on 8coil_4x
+    rows = json.loads((out / "evaluation.json").read_text())["rows"]
+    assert [(r["set"], r["setting"]) for r in rows] == [("raw", "measured_4x")]
+    with pytest.raises(ValueError, match="--settings"):
+        evaluation.main(["--config", str(config), "--out", str(out), "--data", str(tmp_path), "--settings", "1coil_9x"])

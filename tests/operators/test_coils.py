@@ -178,5 +178,23 @@ def test_estimation_or_none_falls_back_and_reports_a_missing_calibration_region(
     wide = fft2c(birdcage_maps(4, (32, 32)) * x) * (torch.arange(32).sub(16).abs() < 8).float()
     torch.testing.assert_close(estimate_sensitivities_or_none(wide, "espirit"), estimate_sensitivities(wide, method="espirit"))
     single = fft2c(x.to(torch.complex64))[None]
-    assert torch.equal(estimate_sensitivities_or_none(single, "espirit"), torch.ones_like(single))  # no coil map
+    assert torch.equal(estimate_sensitivities_or_none(single, "espirit", single_coil="ones"), torch.ones_like(single))
     assert estimate_sensitivities_or_none(torch.zeros(4, 32, 32, dtype=torch.complex64)) is None
+    empty = torch.zeros(1, 32, 32, dtype=torch.complex64)  # one coil, nothing to estimate a phase from: ones
+    assert torch.equal(estimate_sensitivities_or_none(empty), torch.ones_like(empty))
+    with pytest.raises(ValueError, match="single_coil"):
+        estimate_sensitivities_or_none(single, single_coil="coil")
+
+
+@pytest.mark.parametrize("method", ["lowres", "espirit"])
+def test_single_coil_map_takes_the_smooth_phase_off_the_image(method):
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 64), torch.linspace(-1, 1, 64), indexing="ij")
+    magnitude = 0.5 + torch.rand(64, 64, generator=torch.Generator().manual_seed(1))
+    phase = 2.5 * xx + 1.5 * yy**2  # smooth, wrapping past pi
+    kspace = fft2c(torch.polar(magnitude, phase).to(torch.complex64))[None]
+    kspace = kspace * (torch.arange(64).sub(32).abs() < 12).float()  # the centre lines only
+    sens = estimate_sensitivities_or_none(kspace, method)
+    assert sens.shape == kspace.shape
+    torch.testing.assert_close(sens.abs(), torch.ones_like(sens.abs()), atol=1e-4, rtol=0)
+    residual = torch.angle(torch.polar(torch.ones_like(phase), phase) * sens[0].conj())
+    assert float(residual.abs().mean()) < 0.1  # what is left of the phase is small: the image is nearly real
