@@ -32,7 +32,7 @@ far smaller than the spread of the items, which is what lets 180 items resolve 0
 
 ``--items-cache PATH`` keeps the simulated validation items in a file (minutes to simulate the 180 MRI items, seconds to
 load), keyed by the train config's text, the ``common`` overrides, the data root and the source of
-:mod:`rim_monai.data`: a cache written for anything else is rebuilt, never reused.
+:mod:`rim_monai.data` and :mod:`rim_monai.operators`: a cache written for anything else is rebuilt, never reused.
 
 Writes ``<out>/ablation.md`` and ``<out>/ablation.json`` (atomically).
 """
@@ -55,6 +55,7 @@ from monai.bundle import ConfigParser
 from monai.data import list_data_collate
 
 import rim_monai.data
+import rim_monai.operators
 from rim_monai.data.file_utils import atomic_write, atomic_write_text
 from rim_monai.engines import format_table, latest_checkpoint, network_weights
 from rim_monai.experiments.environment import SHARED_DATA, machine_line
@@ -168,12 +169,13 @@ def _parser(config: Mapping[str, Any], variant: Mapping[str, Any] | None, data: 
 
 def _items_key(config: Mapping[str, Any], data: Path) -> str:
     """What the validation items depend on: the train config's text, the common overrides, the data root and the
-    data package's source."""
+    source of the data and operator packages (the simulation, the masks, the coil-map estimation)."""
     digest = hashlib.sha256()
     digest.update(Path(config["train_config"]).read_bytes())
     digest.update(json.dumps([config.get("common", {}), str(data)], sort_keys=True, default=str).encode())
-    for source in sorted(Path(rim_monai.data.__file__).parent.glob("*.py")):
-        digest.update(source.name.encode() + source.read_bytes())
+    for package in (rim_monai.data, rim_monai.operators):
+        for source in sorted(Path(package.__file__).parent.glob("*.py")):
+            digest.update(package.__name__.encode() + source.name.encode() + source.read_bytes())
     return digest.hexdigest()
 
 

@@ -201,3 +201,17 @@ def test_common_overrides_from_the_command_line_reach_the_items(tmp_path, config
     assert scaled["rows"][0]["psnr"] < plain["rows"][0]["psnr"] - 3  # y doubled: a larger error on every item
     with pytest.raises(ValueError, match="--common"):
         ablation.main(["--config", path, "--out", str(out), "--skip-training", "--common", "scale"])
+
+
+def test_items_key_follows_the_operators_source(tmp_path, config, monkeypatch):
+    # the coil-map estimation in rim_monai.operators decides the validation items as much as rim_monai.data does
+    package = tmp_path / "operators"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "coils.py").write_text("SINGLE_COIL = 'ones'\n")
+    monkeypatch.setattr(ablation.rim_monai.operators, "__file__", str(package / "__init__.py"))
+    config = ablation.load_ablation_config(_write(tmp_path, config))
+    before = ablation._items_key(config, tmp_path)
+    assert ablation._items_key(config, tmp_path) == before
+    (package / "coils.py").write_text("SINGLE_COIL = 'phase'\n")
+    assert ablation._items_key(config, tmp_path) != before
