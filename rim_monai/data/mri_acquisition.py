@@ -14,9 +14,9 @@ region of :math:`y` (``"lowres"`` or ``"espirit"``, :func:`~rim_monai.operators.
 the bundle does for measured k-space (ESPIRiT items get at least :data:`ESPIRIT_LINES` calibration lines, or
 low-resolution maps where the acceleration leaves fewer), so a network trained on these items works with either
 estimator. One coil gets the phase of its low-resolution image as its map, as at inference
-(:func:`~rim_monai.operators.estimate_sensitivities_or_none`). Estimated maps absorb the smooth phase of the object, so the target is the coil combination with them,
-:math:`\hat x = \sum_c \bar{\hat S}_c S_c x` (:math:`|\hat x| = |x|` where they are exact), and :math:`x` where
-they vanish (background, ESPIRiT's cropped edges); the maps are normalised to :math:`\sum_c |\hat S_c|^2 = 1`.
+(:func:`~rim_monai.operators.estimate_sensitivities_or_none`). Estimated maps absorb the smooth phase of the object,
+so the target is the coil combination with them, :math:`\hat x = \sum_c \bar{\hat S}_c S_c x` (:math:`|\hat x| =
+|x|` where they are exact), and :math:`x` where they vanish (background, ESPIRiT's cropped edges); the maps are normalised to :math:`\sum_c |\hat S_c|^2 = 1`.
 """
 
 from __future__ import annotations

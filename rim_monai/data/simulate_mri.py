@@ -106,7 +106,8 @@ class SimulateKSpaced(Randomizable, MapTransform):
         map_estimator: ``None`` (default): the operator gets the true maps the k-space was simulated with;
             ``"lowres"`` or ``"espirit"``: it gets maps *estimated* from the simulated calibration region
             (:func:`~rim_monai.operators.estimate_sensitivities_or_none`), as for measured k-space (for one coil
-            the phase of the low-resolution image; the true maps where the slice has no calibration signal). The target stays the simulated image.
+            the phase of the low-resolution image; the true maps where the slice has no calibration signal). The
+            target stays the simulated image.
         kspace_key, mask_key, sens_key, target_key: output keys.
 
     Raises:

@@ -44,7 +44,9 @@ from rim_monai.experiments.heldout_evaluation import (
 )
 from rim_monai.operators import MaskedFourier, ifft2c, rss
 
-__all__ = ["measured_kspace", "test_items", "score", "run_methods", "set_scores", "summarise", "select_settings", "main"]
+__all__ = [
+    "measured_kspace", "test_items", "score", "run_methods", "set_scores", "summarise", "select_settings", "main",
+]
 
 BASELINES = ("zero_filled", "cg_sense")
 #: slices with a side below this (the short axes of a thin volume) are left out
