@@ -16,7 +16,8 @@ low-resolution maps where the acceleration leaves fewer), so a network trained o
 estimator. One coil gets the phase of its low-resolution image as its map, as at inference
 (:func:`~rim_monai.operators.estimate_sensitivities_or_none`). Estimated maps absorb the smooth phase of the object,
 so the target is the coil combination with them, :math:`\hat x = \sum_c \bar{\hat S}_c S_c x` (:math:`|\hat x| =
-|x|` where they are exact), and :math:`x` where they vanish (background, ESPIRiT's cropped edges); the maps are normalised to :math:`\sum_c |\hat S_c|^2 = 1`.
+|x|` where they are exact), and :math:`x` where they vanish (background, ESPIRiT's cropped edges); the maps are
+normalised to :math:`\sum_c |\hat S_c|^2 = 1`.
 """
 
 from __future__ import annotations
