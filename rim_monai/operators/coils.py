@@ -26,14 +26,8 @@ import torch
 
 from rim_monai.operators.fourier import ifft2c, rss
 
-__all__ = [
-    "birdcage_maps",
-    "calibration_shape",
-    "estimate_sensitivities",
-    "estimate_sensitivities_or_none",
-    "ESPIRIT_LINES",
-    "SINGLE_COIL_MAPS",
-]
+__all__ = ["birdcage_maps", "calibration_shape", "estimate_sensitivities", "estimate_sensitivities_or_none",
+           "ESPIRIT_LINES", "SINGLE_COIL_MAPS"]
 
 #: the fewest calibration lines per side from which ESPIRiT (kernel 6) recovers the maps; fewer: low-resolution maps
 ESPIRIT_LINES = 12
@@ -307,13 +301,11 @@ def estimate_sensitivities_or_none(
     """
     if single_coil not in SINGLE_COIL_MAPS:
         raise ValueError(f"single_coil: expected one of {SINGLE_COIL_MAPS}, got {single_coil!r}.")
-    if kspace.shape[-3] == 1 and kspace.is_complex():
-        if single_coil == "phase" and kspace.abs().amax() > 0:
-            try:
-                return estimate_sensitivities(kspace, method="lowres", **kwargs)
-            except ValueError:
-                pass
-        return torch.ones_like(kspace)
+    single = kspace.shape[-3] == 1 and kspace.is_complex()
+    if single:
+        if single_coil == "ones":
+            return torch.ones_like(kspace)
+        method = "lowres"
     if method == "espirit" and not kwargs.get("calib_width") and kspace.abs().amax() > 0:
         if min(calibration_shape(kspace, max_size=kwargs.get("max_calib", 32))) < ESPIRIT_LINES:
             method = "lowres"
@@ -322,4 +314,4 @@ def estimate_sensitivities_or_none(
             return estimate_sensitivities(kspace, method=name, **kwargs)
         except ValueError:
             continue
-    return None
+    return torch.ones_like(kspace) if single else None
