@@ -32,6 +32,7 @@ CONTENDERS: dict[str, dict[str, Any]] = {
     "steps_8": {"steps": 8},
     "float32": {"mixed_precision": None},
     "holdout": {"dc_lambda": "holdout"},
+    "learned_dc": {"dc_lambda": "learned"},
 }
 #: issue 13's bar: seconds per 320² 8-coil slice on 2 threads
 BAR_SECONDS = 1.0

@@ -107,12 +107,13 @@ def check_tol(tol: float) -> float:
 
 
 def per_sample(
-    value: float | torch.Tensor, name: str, batch_shape: tuple[int, ...], like: torch.Tensor, positive: bool = False
+    value: float | torch.Tensor, name: str, batch_shape: tuple[int, ...], like: torch.Tensor, positive: bool = False,
+    detach: bool = True,
 ) -> torch.Tensor:
     """Turn a scalar or per-sample tensor into a real tensor of shape ``batch_shape``.
 
     A tensor with fewer dimensions than ``batch_shape`` is aligned to the *leading* dimensions (so a ``(B,)`` tensor
-    serves a batch ``(B, C)``).
+    serves a batch ``(B, C)``). ``detach=False`` keeps a tensor's autograd graph (a weight learned through a solver).
 
     Raises:
         ValueError: naming ``name`` for a complex, non-finite, negative (or non-positive when ``positive``) value or
@@ -122,7 +123,7 @@ def per_sample(
     if isinstance(value, torch.Tensor):
         if value.dtype.is_complex:
             raise ValueError(f"{name}: expected a real value, got a complex tensor.")
-        t = value.detach().to(device=like.device, dtype=real)
+        t = (value.detach() if detach else value).to(device=like.device, dtype=real)
         if t.ndim > len(batch_shape):
             raise ValueError(
                 f"{name}: expected a scalar or a per-sample tensor of shape {batch_shape}, got {tuple(t.shape)}."

@@ -84,8 +84,8 @@ def cg_normal(
         sigma: with ``lam=None``: Gaussian noise standard deviation per measured entry, when known.
         photons: with ``lam=None``: :math:`I_0` of post-log transmission data, when known.
         tau: with ``lam=None``: the discrepancy factor.
-        differentiable: record the iterations for autograd (gradients flow to ``y`` and ``x0``, e.g. in a
-            data-consistency layer trained end to end); needs a number ``lam``. By default the solver runs under
+        differentiable: record the iterations for autograd (gradients flow to ``y``, ``x0`` and a tensor ``lam``,
+            e.g. in a data-consistency layer trained end to end); needs a number or tensor ``lam``. By default the solver runs under
             ``torch.no_grad``.
 
     Returns:
@@ -117,7 +117,7 @@ def cg_normal(
         if lam is None:
             noise, target = discrepancy_target(y, operator, sigma, photons, tau, batch)
             stop = (noise, target)
-        lam_t = expand(per_sample(0.0 if lam is None else lam, "lam", batch, b), nd)
+        lam_t = expand(per_sample(0.0 if lam is None else lam, "lam", batch, b, detach=not differentiable), nd)
         best = _holdout_iterations(y, operator, lam_t, iterations, tol) if lam is None and x0 is None else None
         best = best.reshape(batch) if best is not None else None  # y's leading dims -> x's (e.g. (B,) -> (B, 1))
         if best is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 
 import warnings
@@ -15,7 +16,7 @@ from rim_monai.classical.holdout import split_measurements
 from rim_monai.networks.base import IterativeNetwork, renamed_argument
 from rim_monai.networks.blocks import BoundaryConv2d, ConvGRUCell, same_padding
 from rim_monai.networks.utils import (AUTOCAST_DTYPES, CG_INIT_ITERATIONS, DC_HOLDOUT, DC_HOLDOUT_ITERATIONS,
-                                     DC_ITERATIONS, check_count, command_line_none_hint, data_consistency,
+                                     DC_ITERATIONS, DC_LEARNED, DC_LEARNED_ITERATIONS, check_count, command_line_none_hint, data_consistency,
                                      from_channels, holdout_data_consistency, initial_estimate, mixed_precision,
                                      noise_input_channel, sigma_like, step_scale, to_channels)
 from rim_monai.networks.utils import autocast_dtype as autocast_dtype_of
@@ -23,7 +24,7 @@ from rim_monai.operators.base import LinearOperator
 from rim_monai.operators.fourier import MaskedFourier
 from rim_monai.operators.likelihood import GaussianLikelihood
 
-__all__ = ["RIM", "PaperCell", "DilatedCell", "LINKS", "ARCHITECTURES", "VARIANTS", "DC_PLACEMENTS", "AUTOCAST_DTYPES"]
+__all__ = ["RIM", "PaperCell", "DilatedCell", "DataConsistencyWeight", "LINKS", "ARCHITECTURES", "VARIANTS", "DC_PLACEMENTS", "AUTOCAST_DTYPES"]
 
 LINKS = ("identity", "sigmoid", "softplus")
 ARCHITECTURES = ("paper", "atrous", "compact")
@@ -138,6 +139,52 @@ class DilatedCell(nn.Module):
         return self.out(h), (new_state if self.recurrent else None)
 
 
+class DataConsistencyWeight(nn.Module):
+    r"""The weight :math:`\lambda` of the output data-consistency step, predicted per sample from a recurrent state.
+
+    With :math:`\bar s_c` and :math:`\hat s_c` the mean and the root-mean-square over the image of the state's
+    channel :math:`c`,
+
+    .. math::
+        \lambda = \exp\Big(\operatorname{clamp}\big(w^\top [\bar s; \hat s] + b,\;
+            \log\lambda_{\min},\; \log\lambda_{\max}\big)\Big),
+
+    so the network that produced the state decides how far the measurements are to be trusted over its estimate:
+    close to the data where they determine the image (many coils, low acceleration, little noise), close to the
+    estimate where they are noisy or the coil maps are off. It starts at :math:`\lambda` = ``init`` for every
+    sample (:math:`w = 0`). :math:`w` and :math:`b` are stored divided by ``rate``: with Adam, whose steps do not
+    depend on the gradient's scale, they then move ``rate`` times faster than the other weights at the same learning
+    rate (:math:`\log\lambda` has to travel several units in a fine-tune; the convolutions' weights small steps).
+
+    Args:
+        channels: channels ``C`` of the state.
+        init: the starting weight (> 0).
+        bounds: :math:`(\lambda_{\min}, \lambda_{\max})`.
+        rate: the learning-rate multiplier (> 0).
+
+    Shapes:
+        ``state``: ``(B, C, H, W)`` (any float dtype); returns ``(B,)`` float32.
+    """
+
+    def __init__(self, channels: int, init: float = 1.0, bounds: tuple[float, float] = (1e-4, 1e2),
+                 rate: float = 50.0) -> None:
+        super().__init__()
+        if not 0 < bounds[0] <= init <= bounds[1]:
+            raise ValueError(f"init: expected a weight within bounds {bounds}, got {init!r}.")
+        if not rate > 0:
+            raise ValueError(f"rate: expected a positive learning-rate multiplier, got {rate!r}.")
+        self.log_bounds = (math.log(bounds[0]), math.log(bounds[1]))
+        self.rate = float(rate)
+        self.linear = nn.Linear(2 * channels, 1)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.constant_(self.linear.bias, math.log(init) / self.rate)
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        s = state.float()
+        features = torch.cat([s.mean(dim=(-2, -1)), (s.square().mean(dim=(-2, -1)) + 1e-12).sqrt()], dim=1)
+        return (self.rate * self.linear(features)).squeeze(1).clamp(*self.log_bounds).exp()
+
+
 class RIM(IterativeNetwork):
     r"""Recurrent Inference Machine (Putzky & Welling 2017, Eqs. 9-15).
 
@@ -173,6 +220,13 @@ class RIM(IterativeNetwork):
     runs; where the mask has too few lines to hold out (or for ``return_all``), no step is taken. On the MRI bundle's
     test sets it gained up to 3 dB where the data determine the image (MNI, 8 coils, 4x) and declined the step where
     ESPIRiT maps from a narrow calibration region are wrong (WG-04, 8 coils), bundle README.
+
+    ``dc_lambda="learned"`` (output placement, recurrent variants) predicts :math:`\lambda` per sample from the
+    last recurrent state (:class:`DataConsistencyWeight`, starting at :math:`\lambda = 1`) and applies the step to
+    the last estimate only (also with ``return_all``, so the multi-step loss trains the weight through the CG
+    iterations). It costs ``dc_iterations`` CG iterations (default
+    :data:`~rim_monai.networks.utils.DC_LEARNED_ITERATIONS`, 8) and no second pass; train with it. Weights trained
+    without the step load with the starting weight (:meth:`_load_from_state_dict`).
 
     Noise level as an input (``noise_input=True``): the likelihood's :math:`\epsilon` is learned and, in practice,
     far above :math:`\sigma^2` of images of unit scale (0.84 against 1e-5 to 1e-3 in the MRI bundle), so the
@@ -214,9 +268,11 @@ class RIM(IterativeNetwork):
             define is the same; a checkpoint trained either way loads into the other.
         cg_iterations: the CG iterations of ``init="cg"`` (> 0; ignored by the other starts).
         dc_lambda: :math:`\lambda > 0` of the data-consistency step (see ``dc_placement``), ``"holdout"`` (chosen
-            per sample, see above; output placement only) or ``None`` (default): no step.
+            per sample, see above; output placement only), ``"learned"`` (predicted per sample, see above) or
+            ``None`` (default): no step.
         dc_iterations: its CG iterations (> 0); ``None``: :data:`~rim_monai.networks.utils.DC_ITERATIONS` (4) for a
-            fixed weight, :data:`~rim_monai.networks.utils.DC_HOLDOUT_ITERATIONS` (16) for ``"holdout"``.
+            fixed weight, :data:`~rim_monai.networks.utils.DC_HOLDOUT_ITERATIONS` (16) for ``"holdout"``,
+            :data:`~rim_monai.networks.utils.DC_LEARNED_ITERATIONS` (8) for ``"learned"``.
         dc_placement: ``"output"`` (default: after the last step, outside the recurrence) or ``"recurrent"`` (after
             every step, fed back; needs ``dc_lambda``).
         noise_input: feed the noise level to the update network as an extra input channel (see above).
@@ -265,21 +321,24 @@ class RIM(IterativeNetwork):
     ) -> None:
         iterations = renamed_argument("RIM", "iterations", iterations, "steps", steps, default=10)
         cg_iterations = check_count(cg_iterations, "cg_iterations", "CG iterations")
-        holdout = dc_lambda == DC_HOLDOUT
+        holdout, learned = dc_lambda == DC_HOLDOUT, dc_lambda == DC_LEARNED
         if dc_iterations is None:
-            dc_iterations = DC_HOLDOUT_ITERATIONS if holdout else DC_ITERATIONS
+            dc_iterations = DC_HOLDOUT_ITERATIONS if holdout else DC_LEARNED_ITERATIONS if learned else DC_ITERATIONS
         dc_iterations = check_count(dc_iterations, "dc_iterations", "CG iterations")
-        if not (dc_lambda is None or holdout):
+        if not (dc_lambda is None or holdout or learned):
             try:
                 valid = not isinstance(dc_lambda, bool) and float(dc_lambda) > 0
             except (TypeError, ValueError):
                 valid = False
             if not valid:
-                raise ValueError(f"dc_lambda: expected None, a positive data-consistency weight or {DC_HOLDOUT!r}, "
-                                 f"got {dc_lambda!r}." + command_line_none_hint(dc_lambda))
-        if holdout and dc_placement == "recurrent":
-            raise ValueError(f"dc_lambda: {DC_HOLDOUT!r} chooses the weight of the output step only; "
+                raise ValueError(f"dc_lambda: expected None, a positive data-consistency weight, {DC_HOLDOUT!r} or "
+                                 f"{DC_LEARNED!r}, got {dc_lambda!r}." + command_line_none_hint(dc_lambda))
+        if (holdout or learned) and dc_placement == "recurrent":
+            raise ValueError(f"dc_lambda: {dc_lambda!r} chooses the weight of the output step only; "
                              "dc_placement='recurrent' needs a number.")
+        if learned and variant == "ffn":
+            raise ValueError(f"dc_lambda: {DC_LEARNED!r} reads the weight from the recurrent state; variant 'ffn' "
+                             "has none.")
         if dc_placement not in DC_PLACEMENTS:
             raise ValueError(f"dc_placement: expected one of {DC_PLACEMENTS}, got {dc_placement!r}.")
         if dc_placement == "recurrent" and dc_lambda is None:
@@ -296,7 +355,7 @@ class RIM(IterativeNetwork):
         if architecture == "paper" and padding_mode != "zeros":
             raise ValueError(f"padding_mode: the strided 'paper' architecture has zero padding only, got {padding_mode!r}.")
         self.cg_iterations = cg_iterations
-        self.dc_lambda = dc_lambda if dc_lambda is None or holdout else float(dc_lambda)
+        self.dc_lambda = dc_lambda if dc_lambda is None or holdout or learned else float(dc_lambda)
         self.dc_iterations = dc_iterations
         self.dc_placement = dc_placement
         self.channels_last = bool(channels_last)
@@ -316,6 +375,11 @@ class RIM(IterativeNetwork):
             self.cell = DilatedCell(cell_in, channels, tuple(features) if features is not None else (32, 32), dilations,
                                     recurrent, padding_mode)
         self.likelihood = GaussianLikelihood(init_epsilon=init_epsilon)
+        self.dc_weight: DataConsistencyWeight | None = None
+        if learned:
+            # the last recurrent stage: the paper cell's GRU, the dilated cell's last stage
+            last = self.cell.core if architecture == "paper" else self.cell.cores[-1]
+            self.dc_weight = DataConsistencyWeight(last.hidden_channels)
         if zero_init_update:
             nn.init.zeros_(self.cell.out.weight)
             nn.init.zeros_(self.cell.out.bias)
@@ -327,7 +391,20 @@ class RIM(IterativeNetwork):
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs) -> None:
         """Load weights trained without the noise input into a ``noise_input`` RIM: the first convolution gets a
-        zero weight for the noise channel (its last input channel), so the network computes the same function."""
+        zero weight for the noise channel (its last input channel), so the network computes the same function.
+        Weights trained without ``dc_lambda="learned"`` load into such a RIM with the weight head's starting values;
+        weights trained with it load into a RIM without it, the head left out (logged)."""
+        head = f"{prefix}dc_weight."
+        if self.dc_weight is not None:
+            for name, value in self.dc_weight.state_dict().items():
+                state_dict.setdefault(head + name, value.clone())
+        else:
+            unused = [key for key in state_dict if key.startswith(head)]
+            if unused:
+                logger.info("RIM: the weights carry a learned data-consistency weight (%s); unused with dc_lambda=%r",
+                            ", ".join(unused), self.dc_lambda)
+            for key in unused:
+                del state_dict[key]
         key = f"{prefix}{self._first_conv_name()}.weight"
         if self.noise_input and key in state_dict:
             weight = state_dict[key]
@@ -422,10 +499,14 @@ class RIM(IterativeNetwork):
         adjoint = self.check(y, A)
         count = self.call_iterations(iterations, steps)
         noise = noise_input_channel(y, A, sigma, adjoint) if self.noise_input else None
-        estimates = self.iterate(y, A, adjoint, count, sigma_like(sigma, adjoint), noise)
+        estimates, state = self._run(y, A, adjoint, count, sigma_like(sigma, adjoint), noise)
         if not return_all:
             estimates = estimates[-1:]
-        if self.dc_lambda == DC_HOLDOUT:
+        if self.dc_weight is not None:
+            lam = self.dc_weight(state[-1])
+            logger.debug("RIM: learned data-consistency weight per sample %s", lam.tolist())
+            estimates[-1] = data_consistency(estimates[-1], y, A, lam, self.dc_iterations)
+        elif self.dc_lambda == DC_HOLDOUT:
             if not return_all:
                 estimates = [self._holdout_step(estimates[-1], y, A, count, sigma)]
         elif self.dc_lambda is not None and self.dc_placement == "output":
@@ -468,6 +549,19 @@ class RIM(IterativeNetwork):
         the images (:func:`~rim_monai.networks.utils.sigma_like`; ``None``: 0) and, for a ``noise_input`` RIM, its
         noise channel ``(B, 1, 1, 1)`` (:func:`~rim_monai.networks.utils.noise_input_channel`). ``step`` is
         :math:`1/\|A\|^2` when already known (default: :func:`~rim_monai.networks.utils.step_scale` of ``A``)."""
+        return self._run(y, A, adjoint, iterations, sigma, noise, step)[0]
+
+    def _run(
+        self,
+        y: torch.Tensor,
+        A: LinearOperator,
+        adjoint: torch.Tensor,
+        iterations: int,
+        sigma: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
+        step: float | None = None,
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+        """:meth:`iterate` and the recurrent state after the last step (``None`` for ``variant="ffn"``)."""
         if self.noise_input and noise is None:
             raise ValueError("noise: a noise_input RIM needs its noise channel (B, 1, 1, 1); call forward.")
         sig = sigma_like(None, adjoint) if sigma is None else sigma
@@ -493,4 +587,4 @@ class RIM(IterativeNetwork):
                 x = data_consistency(x, y, A, self.dc_lambda, self.dc_iterations)
                 eta = self.psi_inverse(to_channels(x))
             estimates.append(x)
-        return estimates
+        return estimates, state

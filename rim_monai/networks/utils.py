@@ -63,6 +63,10 @@ DC_HOLDOUT = "holdout"
 DC_HOLDOUT_ITERATIONS = 16
 #: the data-consistency weights the hold-out choice compares, besides no step at all
 DC_HOLDOUT_LAMBDAS: tuple[float, ...] = (1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001)
+#: the ``dc_lambda`` value whose weight the RIM predicts per sample from its last recurrent state (trained with it)
+DC_LEARNED = "learned"
+#: CG iterations of the learned step (the weights it learns take this count into account)
+DC_LEARNED_ITERATIONS = 8
 
 
 def command_line_none_hint(value: Any) -> str:
@@ -294,7 +298,8 @@ def initial_estimate(
     return adjoint * (step_scale(A) if scale is None else scale)
 
 
-def data_consistency(x: torch.Tensor, y: torch.Tensor, A: LinearOperator, lam: float, iterations: int) -> torch.Tensor:
+def data_consistency(x: torch.Tensor, y: torch.Tensor, A: LinearOperator, lam: float | torch.Tensor,
+                     iterations: int) -> torch.Tensor:
     r"""A proximal data-consistency step on a network's output :math:`x`:
 
     .. math::
@@ -310,16 +315,23 @@ def data_consistency(x: torch.Tensor, y: torch.Tensor, A: LinearOperator, lam: f
         x: the network's estimate, shaped like ``A.adjoint(y)``.
         y: measurements.
         A: the operator.
-        lam: :math:`\lambda > 0`.
+        lam: :math:`\lambda > 0`: a float, or one value per sample ``(B,)`` (differentiable: a predicted weight
+            learns through the CG iterations).
         iterations: CG iterations (> 0).
 
     Raises:
         ValueError: naming ``lam`` or ``iterations``.
     """
-    if not lam > 0:
+    if isinstance(lam, torch.Tensor):
+        if lam.ndim != 1 or lam.shape[0] != x.shape[0] or not bool((lam > 0).all()):
+            raise ValueError(f"lam: expected positive data-consistency weights, one per sample ({x.shape[0]},), got "
+                             f"shape {tuple(lam.shape)}" + ("" if lam.ndim != 1 else f", values {lam.tolist()}") + ".")
+    elif not lam > 0:
         raise ValueError(f"lam: expected a positive data-consistency weight, got {lam!r}.")
+    else:
+        lam = float(lam)
     residual = y - A(x, check=False)  # cg_normal checks iterations
-    return x + cg_normal(residual, A, lam=float(lam), iterations=iterations, tol=NETWORK_CG_TOL,
+    return x + cg_normal(residual, A, lam=lam, iterations=iterations, tol=NETWORK_CG_TOL,
                          differentiable=torch.is_grad_enabled())
 
 

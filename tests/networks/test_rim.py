@@ -460,3 +460,73 @@ def test_rim_holdout_step_runs_the_network_on_the_training_lines():
             RIM(dc_lambda=bad)
     with pytest.raises(ValueError, match="^dc_lambda.*write None"):  # JSON's spelling typed on the command line
         RIM(dc_lambda="null")
+
+
+def test_learned_data_consistency_weight_starts_at_its_init_and_reads_the_state():
+    """DataConsistencyWeight: lambda = init for any state while untrained, one positive value per sample within its
+    bounds once the weights are set, and a gradient for every weight; bad init / rate name the argument."""
+    from rim_monai.networks.rim import DataConsistencyWeight
+
+    head = DataConsistencyWeight(4, init=0.5)
+    state = torch.randn(3, 4, 8, 8)
+    torch.testing.assert_close(head(state), torch.full((3,), 0.5))
+    with torch.no_grad():
+        head.linear.weight.normal_(std=0.005)  # log lambda = 50 w.[mean; rms]: within the bounds
+    lam = head(state.to(torch.bfloat16))
+    assert lam.shape == (3,) and lam.dtype == torch.float32 and len(set(lam.tolist())) == 3
+    assert bool(((lam >= 1e-4 * (1 - 1e-6)) & (lam <= 1e2 * (1 + 1e-6))).all())
+    head(state).sum().backward()
+    assert head.linear.weight.grad.abs().sum() > 0 and head.linear.bias.grad is not None
+    with pytest.raises(ValueError, match="^init"):
+        DataConsistencyWeight(4, init=1e3)
+    with pytest.raises(ValueError, match="^rate"):
+        DataConsistencyWeight(4, rate=0.0)
+
+
+def test_rim_learned_data_consistency_step():
+    """``dc_lambda="learned"``: the last estimate (also with ``return_all``) is the proximal step with the weight the
+    head reads from the last recurrent state, 8 CG iterations; the earlier estimates are the plain RIM's; the weight
+    trains through the CG iterations; weights load both ways (the head starts at 1, or is left out); an FFN or a
+    recurrent placement is refused, naming ``dc_lambda``."""
+    from rim_monai.networks.utils import DC_LEARNED_ITERATIONS, data_consistency
+
+    problem = make_problem("mri-8coil")
+    y, A = problem.y, problem.A
+    torch.manual_seed(0)
+    plain = RIM(complex_=True, features=(4, 4), zero_init_update=False, iterations=2).eval()
+    learned = RIM(complex_=True, features=(4, 4), zero_init_update=False, iterations=2, dc_lambda="learned").eval()
+    assert learned.dc_iterations == DC_LEARNED_ITERATIONS == 8
+    learned.load_state_dict(plain.state_dict())  # no head in the weights: it starts at lambda = 1
+    with torch.no_grad():
+        x = plain(y, A, return_all=True)
+        torch.testing.assert_close(learned(y, A), data_consistency(x[-1], y, A, 1.0, DC_LEARNED_ITERATIONS))
+        steps = learned(y, A, return_all=True)
+        torch.testing.assert_close(steps[0], x[0])
+        torch.testing.assert_close(steps[-1], data_consistency(x[-1], y, A, 1.0, DC_LEARNED_ITERATIONS))
+    loss = (learned(y, A) - problem.x).abs().square().mean()
+    loss.backward()
+    assert learned.dc_weight.linear.bias.grad.abs() > 0 and learned.dc_weight.linear.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        learned.dc_weight.linear.bias.fill_(-0.05)  # lambda = exp(-2.5)
+        torch.testing.assert_close(learned(y, A), data_consistency(x[-1], y, A, float(torch.tensor(-2.5).exp()), 8))
+    plain.load_state_dict(learned.state_dict())  # the head is left out
+    with pytest.raises(ValueError, match="^dc_lambda.*state"):
+        RIM(variant="ffn", dc_lambda="learned")
+    with pytest.raises(ValueError, match="^dc_lambda.*recurrent"):
+        RIM(dc_lambda="learned", dc_placement="recurrent")
+
+
+def test_data_consistency_per_sample_weights():
+    """data_consistency with one weight per sample equals the per-sample calls; bad shapes or values name ``lam``."""
+    from rim_monai.networks.utils import data_consistency
+
+    problem = make_problem("mri-8coil")
+    y, A = problem.y, problem.A
+    x = A.adjoint(y)
+    assert x.shape[0] == 2
+    both = data_consistency(x, y, A, torch.tensor([0.01, 1.0]), 4)
+    torch.testing.assert_close(both[:1], data_consistency(x, y, A, 0.01, 4)[:1])
+    torch.testing.assert_close(both[1:], data_consistency(x, y, A, 1.0, 4)[1:])
+    for bad in (torch.tensor([0.1]), torch.tensor([0.1, -1.0]), torch.ones(2, 1)):
+        with pytest.raises(ValueError, match="^lam"):
+            data_consistency(x, y, A, bad, 4)
