@@ -18,6 +18,12 @@ estimator. One coil gets the phase of its low-resolution image as its map, as at
 so the target is the coil combination with them, :math:`\hat x = \sum_c \bar{\hat S}_c S_c x` (:math:`|\hat x| =
 |x|` where they are exact), and :math:`x` where they vanish (background, ESPIRiT's cropped edges); the maps are
 normalised to :math:`\sum_c |\hat S_c|^2 = 1`.
+
+``estimator="aligned"`` is an oracle for what the estimation costs: the true maps, normalised to
+:math:`\sum_c |S_c|^2 = 1` and given the common phase of the low-resolution estimate, :math:`\tilde S_c = S_c /
+\|S\| \cdot e^{i\varphi}`, :math:`\varphi = \arg \sum_c \bar S_c \hat S_c / \|S\|`, so the image to
+reconstruct keeps the convention the network was trained with and only the error of the estimate is gone
+(``"true"``, the maps as simulated, also changes the image's phase and scale).
 """
 
 from __future__ import annotations
@@ -30,16 +36,20 @@ import numpy as np
 import torch
 
 from rim_monai.data.simulate_mri import smooth_phase
-from rim_monai.operators import ESPIRIT_LINES, birdcage_maps, estimate_sensitivities_or_none, fft2c, mask_function
+from rim_monai.operators import ESPIRIT_LINES, birdcage_maps, estimate_sensitivities_or_none, fft2c, mask_function, rss
 
-__all__ = ["AcquisitionSettings", "AcquisitionSampler", "simulate_acquisition", "varied_coil_maps", "ESPIRIT_LINES"]
+__all__ = ["AcquisitionSettings", "AcquisitionSampler", "simulate_acquisition", "varied_coil_maps", "ESPIRIT_LINES",
+           "MAP_CHOICES"]
+
+#: the coil maps an acquisition's operator can get: estimated as at inference, or the simulation's own (oracles)
+MAP_CHOICES = ("lowres", "espirit", "true", "aligned")
 
 
 @dataclass(frozen=True)
 class AcquisitionSettings:
     """One acquisition: ``coils``, mask family ``mask_func``, ``acceleration``, fully sampled ``center_fraction``,
     k-space ``snr_db`` (``None``: noise-free) and the coil-map ``estimator`` (``"lowres"``, ``"espirit"`` or
-    ``"true"``: the simulation's maps)."""
+    ``"true"``: the simulation's maps; ``"aligned"``: them in the estimate's convention, module docstring)."""
 
     coils: int = 8
     mask_func: str = "random"
@@ -101,8 +111,8 @@ class AcquisitionSampler:
             raise ValueError(f"snr_db: expected (low, high), got {list(snr_db)}.")
         if not 0 <= noise_free <= 1 or not 0 <= fastmri_fraction <= 1:
             raise ValueError(f"noise_free, fastmri_fraction: expected probabilities, got {noise_free}, {fastmri_fraction}.")
-        if not estimators or any(e not in ("lowres", "espirit", "true") for e in estimators):
-            raise ValueError(f"estimators: expected names from ('lowres', 'espirit', 'true'), got {list(estimators)}.")
+        if not estimators or any(e not in MAP_CHOICES for e in estimators):
+            raise ValueError(f"estimators: expected names from {MAP_CHOICES}, got {list(estimators)}.")
         self.coils, self.mask_funcs = [int(c) for c in coils], list(mask_funcs)
         self.accelerations, self.snr_db = (float(accelerations[0]), float(accelerations[1])), tuple(map(float, snr_db))
         self.noise_free, self.estimators, self.fastmri_fraction = float(noise_free), list(estimators), fastmri_fraction
@@ -143,19 +153,27 @@ def varied_coil_maps(coils: int, shape: Sequence[int], rng: np.random.Generator)
 
 
 def simulate_acquisition(
-    image: torch.Tensor, settings: AcquisitionSettings, rng: np.random.Generator
+    image: torch.Tensor, settings: AcquisitionSettings, rng: np.random.Generator, maps: str | None = None
 ) -> dict[str, torch.Tensor]:
     """Measure a complex reference ``image`` ``(H, W)`` with ``settings`` (module docstring).
+
+    ``maps`` (one of :data:`MAP_CHOICES`) gives a multi-coil operator other maps than ``settings.estimator``, with the
+    same k-space, mask and noise (the mask's calibration region follows ``settings``): the same items under another
+    estimator, or an oracle.
 
     Returns:
         ``{"kspace": (coils, H, W) complex64, "mask": (1, H, W) float32, "sens": (coils, H, W) complex64 (estimated
         maps), "target": (1, H, W) complex64, "sigma": () float32 (noise level per k-space sample)}``.
 
     Raises:
-        ValueError: naming ``image`` when it is not a complex 2D tensor.
+        ValueError: naming ``image`` when it is not a complex 2D tensor, or ``maps`` when not one of
+            :data:`MAP_CHOICES`.
     """
     if not isinstance(image, torch.Tensor) or image.ndim != 2 or not image.is_complex():
         raise ValueError(f"image: expected a complex tensor (H, W), got {getattr(image, 'shape', type(image))}.")
+    if maps is not None and maps not in MAP_CHOICES:
+        raise ValueError(f"maps: expected None or one of {MAP_CHOICES}, got {maps!r}.")
+    choice = settings.estimator if maps is None or settings.coils == 1 else maps
     height, width = image.shape
     seed = int(rng.integers(2**31))
     espirit = settings.estimator == "espirit" and settings.coils > 1
@@ -171,12 +189,24 @@ def simulate_acquisition(
         full = full + noise * (sigma / math.sqrt(2))
     kspace = (full * mask).to(torch.complex64)
     sens, target = true_maps, image
-    if settings.estimator != "true":
-        estimated = estimate_sensitivities_or_none(kspace, settings.estimator)  # lowres on a narrow calibration box
+    if choice != "true":
+        method = "lowres" if choice == "aligned" else choice
+        estimated = estimate_sensitivities_or_none(kspace, method)  # lowres on a narrow calibration box
+        if estimated is not None and choice == "aligned":
+            estimated = _aligned(true_maps, estimated)
         if estimated is not None:
             sens, target = estimated, _combined(image, true_maps, estimated)
     return {"kspace": kspace, "mask": mask[None], "sens": sens.to(torch.complex64),
             "target": target[None].to(torch.complex64), "sigma": torch.tensor(sigma, dtype=torch.float32)}
+
+
+def _aligned(true_maps: torch.Tensor, estimated: torch.Tensor) -> torch.Tensor:
+    """The true maps normalised to unit root-sum-of-squares, with the common phase of ``estimated`` (module
+    docstring); zero where ``estimated`` is."""
+    unit = true_maps / rss(true_maps, dim=0, keepdim=True).clamp_min(torch.finfo(torch.float32).tiny)
+    common = (unit.conj() * estimated).sum(0, keepdim=True)
+    covered = estimated.abs().square().sum(0, keepdim=True) > 0
+    return torch.where(covered, unit * torch.sgn(common), 0).to(torch.complex64)
 
 
 def _combined(image: torch.Tensor, true_maps: torch.Tensor, estimated: torch.Tensor) -> torch.Tensor:

@@ -36,7 +36,7 @@ from torch.utils.data import Dataset, Sampler
 
 from rim_monai.data.brain_phantom import brain_phantom
 from rim_monai.data.mr_readers import IMAGE_SUFFIXES, read_mr_slices
-from rim_monai.data.mri_acquisition import AcquisitionSampler, AcquisitionSettings, simulate_acquisition
+from rim_monai.data.mri_acquisition import MAP_CHOICES, AcquisitionSampler, AcquisitionSettings, simulate_acquisition
 from rim_monai.data.simulate_mri import smooth_phase
 
 __all__ = ["MRICorpus", "MRITrainingPatches", "AcquisitionBatchSampler", "MRIValidationSlices",
@@ -340,9 +340,13 @@ class MRIValidationSlices(Dataset):
             ``"fill"``: a square inside the anatomy (:func:`filled_square`), so the anatomy touches every edge of the
             field of view, as in a tightly planned scan or a zoomed reconstruction (slices without such a square of
             at least 64 pixels are left out).
+        map_estimator: ``None`` (default): each acquisition's own coil-map estimator; one of
+            :data:`~rim_monai.data.mri_acquisition.MAP_CHOICES`: that one for every multi-coil acquisition, the
+            k-space unchanged (``"aligned"``, the true maps in the estimate's convention, measures what the map
+            estimation costs).
 
     Raises:
-        ValueError: for an unknown ``field_of_view``.
+        ValueError: for an unknown ``field_of_view`` or ``map_estimator``.
     """
 
     def __init__(
@@ -354,9 +358,12 @@ class MRIValidationSlices(Dataset):
         acquisitions: Sequence[AcquisitionSettings] = VALIDATION_ACQUISITIONS,
         every_acquisition: bool = False,
         field_of_view: str = "centre",
+        map_estimator: str | None = None,
     ) -> None:
         if field_of_view not in ("centre", "fill"):
             raise ValueError(f"field_of_view: expected 'centre' or 'fill', got {field_of_view!r}.")
+        if map_estimator is not None and map_estimator not in MAP_CHOICES:
+            raise ValueError(f"map_estimator: expected None or one of {MAP_CHOICES}, got {map_estimator!r}.")
         self.items: list[dict[str, torch.Tensor]] = []
         count = 0
         for subject in corpus.slices:
@@ -382,7 +389,7 @@ class MRIValidationSlices(Dataset):
                     if not scan.is_complex():
                         phase = smooth_phase(tuple(crop.shape), math.pi / 2, 2, torch.Generator().manual_seed(count))
                         image = crop * torch.polar(torch.ones_like(phase), phase)
-                    self.items.append(simulate_acquisition(image.contiguous(), settings, rng))
+                    self.items.append(simulate_acquisition(image.contiguous(), settings, rng, map_estimator))
                     count += 1
 
     def __len__(self) -> int:

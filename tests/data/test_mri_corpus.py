@@ -192,6 +192,34 @@ def test_target_is_the_combination_with_the_estimated_maps(estimator):
     assert float(agreement.sum().abs() / agreement.abs().sum()) > 0.9  # no phase left between the two
 
 
+def test_aligned_oracle_maps_are_the_true_ones_in_the_estimates_convention():
+    """maps="aligned": the same k-space and mask as the estimate's item, maps of unit root-sum-of-squares that are the
+    true ones up to one phase per pixel, that phase the low-resolution estimate's (so the target is in phase with the
+    estimate's), and a data model that is exact; a bad ``maps`` names the argument."""
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 64), torch.linspace(-1, 1, 64), indexing="ij")
+    magnitude = ((xx**2 + yy**2) < 0.6).float() * (1 + 0.3 * xx)
+    image = torch.polar(magnitude, 1.5 * xx + 0.5)
+    settings = AcquisitionSettings(8, "equispaced", 8.0, None, None, "espirit")
+    estimated = simulate_acquisition(image, settings, np.random.default_rng(7))
+    aligned = simulate_acquisition(image, settings, np.random.default_rng(7), maps="aligned")
+    true = simulate_acquisition(image, settings, np.random.default_rng(7), maps="true")
+    for item in (aligned, true):
+        torch.testing.assert_close(item["kspace"], estimated["kspace"])
+        torch.testing.assert_close(item["mask"], estimated["mask"])  # the ESPIRiT calibration box kept
+    inside = magnitude > 0.5
+    torch.testing.assert_close(aligned["sens"].abs().square().sum(0)[inside], torch.ones(int(inside.sum())),
+                               rtol=0, atol=1e-4)
+    unit = true["sens"] / true["sens"].abs().square().sum(0, keepdim=True).sqrt()
+    coherence = (aligned["sens"].conj() * unit).sum(0).abs()[inside]
+    assert float(coherence.min()) > 0.999  # the true maps, up to a phase per pixel
+    agreement = (aligned["target"][0].conj() * estimated["target"][0])[inside]
+    assert float(agreement.sum().abs() / agreement.abs().sum()) > 0.9  # the estimate's phase convention
+    A = MaskedFourier(aligned["mask"][None], aligned["sens"][None])
+    torch.testing.assert_close(A(aligned["target"][None])[0], aligned["kspace"], rtol=1e-3, atol=1e-4)
+    with pytest.raises(ValueError, match="^maps"):
+        simulate_acquisition(image, settings, np.random.default_rng(7), maps="oracle")
+
+
 def test_filled_square_lies_inside_the_anatomy():
     image = torch.from_numpy(_head((160, 200), value=1.0))
     top, left, side = filled_square(image, 256)
@@ -235,3 +263,27 @@ def test_fill_fraction_draws_crops_that_fill_the_field_of_view(tmp_path):
     assert min(foreground(filled)) >= 0.8 and min(foreground(plain)) < 0.8
     with pytest.raises(ValueError, match="fill_fraction"):
         MRITrainingPatches(corpus, sampler, fill_fraction=1.5)
+
+
+def test_validation_map_estimator_replaces_the_multi_coil_estimator_only(tmp_path):
+    """MRIValidationSlices(map_estimator=...): the same k-space, masks and noise, with the named maps for every
+    multi-coil acquisition ("aligned": the simulation's own in the estimate's convention); single-coil acquisitions
+    keep theirs; an unknown estimator names the argument."""
+    volume = np.stack([_head((96, 96), value=100.0) * (1 + 0.1 * k) for k in range(4)], axis=-1)
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), str(tmp_path / "head.nii.gz"))
+    corpus = MRICorpus(tmp_path, ["head.nii.gz"], max_per_axis=2)
+    settings = [AcquisitionSettings(4, "equispaced", 8.0, None, 40.0, "espirit"),
+                AcquisitionSettings(1, "random", 4.0, None, None, "lowres")]
+    estimated = MRIValidationSlices(corpus, slices_per_subject=2, acquisitions=settings, every_acquisition=True)
+    true = MRIValidationSlices(corpus, slices_per_subject=2, acquisitions=settings, every_acquisition=True,
+                               map_estimator="aligned")
+    assert len(true) == len(estimated) == 4
+    for a, b in zip(estimated.items, true.items):
+        torch.testing.assert_close(a["kspace"], b["kspace"])
+        torch.testing.assert_close(a["mask"], b["mask"])
+        if a["kspace"].shape[0] > 1:
+            assert not torch.allclose(a["sens"], b["sens"])
+        else:
+            torch.testing.assert_close(a["sens"], b["sens"])
+    with pytest.raises(ValueError, match="map_estimator"):
+        MRIValidationSlices(corpus, map_estimator="oracle")
