@@ -3,7 +3,7 @@
 See ``docs/adaptation.md``: the objective, the operator parameters each family exposes and how they are updated.
 """
 
-from rim_monai.adaptation.adapt import NOISE_WARNING_FACTOR, adapt
+from rim_monai.adaptation.adapt import NOISE_WARNING_FACTOR, adapt, freeze_data_consistency_weights
 from rim_monai.adaptation.baselines import retrain_supervised, swap_operator
 from rim_monai.adaptation.batched import full_data_term, reconstruct, reconstruct_each
 from rim_monai.adaptation.losses import (
@@ -27,6 +27,7 @@ from rim_monai.adaptation.search import golden_section_search, grid_golden_searc
 
 __all__ = [
     "adapt",
+    "freeze_data_consistency_weights",
     "NOISE_WARNING_FACTOR",
     "swap_operator",
     "retrain_supervised",

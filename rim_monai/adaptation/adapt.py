@@ -21,6 +21,7 @@ each kind of operator parameter is updated.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import time
 import warnings
@@ -37,6 +38,7 @@ from rim_monai.adaptation.parameters import ParameterEstimator, ParameterSpec
 from rim_monai.adaptation.report import AdaptationReport
 from rim_monai.adaptation.samples import check_weighting, noise_level, prepare_samples, stack_samples
 from rim_monai.adaptation.scoring import reference_quality
+from rim_monai.networks.rim import DataConsistencyWeight
 from rim_monai.operators.base import LinearOperator
 from rim_monai.training import (
     EpochLengths,
@@ -49,12 +51,28 @@ from rim_monai.training import (
     step_engine,
 )
 
-__all__ = ["adapt", "NOISE_WARNING_FACTOR"]
+__all__ = ["adapt", "freeze_data_consistency_weights", "NOISE_WARNING_FACTOR"]
+
+logger = logging.getLogger(__name__)
 
 #: ``adapt`` warns when the data term before adaptation is within this factor of ``noise_energy``. In the measured
 #: evidence (docs/adaptation.md) R&R lost PSNR on every case at a ratio of 2.1 or less and gained on every case at 12
 #: or more; 4 sits between them.
 NOISE_WARNING_FACTOR = 4.0
+
+
+def freeze_data_consistency_weights(net: torch.nn.Module) -> list[str]:
+    """Turn off the gradients of ``net``'s learned data-consistency weights
+    (:class:`~rim_monai.networks.rim.DataConsistencyWeight`, ``RIM(dc_lambda="learned")``) and return their names.
+
+    The measurement-only loss :math:`\|A_1 f_\theta(y) - y\|^2` rewards a step that trusts the measurements outright:
+    driving :math:`\lambda` to its lower bound lowers the loss by fitting the noise and any model error, which is
+    what the weight was trained to avoid. So adaptation changes the network and leaves the weight's rule as trained.
+    """
+    names = [name for name, module in net.named_modules() if isinstance(module, DataConsistencyWeight)]
+    for name in names:
+        net.get_submodule(name).requires_grad_(False)
+    return names
 
 
 def _split(total: int, parts: int) -> list[int]:
@@ -157,8 +175,13 @@ def adapt(
     batch_size = min(int(batch_size), n)
     eval_every = int(eval_every) if eval_every is not None else math.ceil(n / batch_size)
 
-    # the copy that is optimised, its report, and the state with the lowest full data term
-    objective = AdaptationObjective(copy.deepcopy(net).to(device).eval(), ops, y_all, mu, noise_weighting, estimator)
+    # the copy that is optimised (a learned data-consistency weight kept as trained), its report, and the state with
+    # the lowest full data term
+    model = copy.deepcopy(net).to(device).eval()
+    kept = freeze_data_consistency_weights(model)
+    if kept:
+        logger.info("adapt: learned data-consistency weights kept as trained: %s", ", ".join(kept))
+    objective = AdaptationObjective(model, ops, y_all, mu, noise_weighting, estimator)
     report = AdaptationReport(method="R&R+" if estimator is not None else "R&R", mu=float(mu), num_samples=n)
     report.config = {
         "steps": int(steps), "lr": float(lr), "batch_size": batch_size, "patience": patience,

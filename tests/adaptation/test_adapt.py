@@ -289,3 +289,26 @@ def test_adapt_on_cuda_moves_the_copy_and_the_data():
     adapted, report = adapt(net, op, y, mu=1e-3, steps=5, lr=1e-3, batch_size=2, references=x, progress=False)
     assert next(adapted.parameters()).device.type == "cuda" and next(net.parameters()).device.type == "cpu"
     assert report.data_term_after < report.data_term_before and report.psnr_after is not None
+
+
+def test_a_learned_data_consistency_weight_is_kept_as_trained():
+    """A RIM with dc_lambda="learned": R&R changes its update network and leaves the weight head as it was (the
+    measurement-only loss would drive lambda to its lower bound); the caller's network keeps its gradients."""
+    from rim_monai.adaptation import freeze_data_consistency_weights
+    from rim_monai.networks import RIM
+    from rim_monai.operators import MaskedFourier
+
+    torch.manual_seed(0)
+    mask = torch.zeros(16, 16)
+    mask[:, ::2] = 1
+    A = MaskedFourier(mask, torch.ones(2, 16, 16, dtype=torch.complex64) / math.sqrt(2))
+    x = torch.nn.functional.avg_pool2d(torch.rand(4, 1, 16, 16), 3, 1, 1).to(torch.complex64)
+    y = A(x)
+    net = RIM(complex_=True, features=(4, 4), iterations=2, zero_init_update=False, dc_lambda="learned")
+    adapted, _ = adapt(net, A, y, mu=0.0, steps=3, lr=1e-2, batch_size=4, progress=False, patience=None)
+    for (name, before), after in zip(net.named_parameters(), adapted.parameters()):
+        if name.startswith("dc_weight."):
+            torch.testing.assert_close(after, before)
+    assert _distance(net.cell, adapted.cell) > 0
+    assert all(p.requires_grad for p in net.parameters())
+    assert freeze_data_consistency_weights(RIM(features=(4, 4))) == []
