@@ -85,7 +85,8 @@ def cg_normal(
         photons: with ``lam=None``: :math:`I_0` of post-log transmission data, when known.
         tau: with ``lam=None``: the discrepancy factor.
         differentiable: record the iterations for autograd (gradients flow to ``y``, ``x0`` and a tensor ``lam``,
-            e.g. in a data-consistency layer trained end to end); needs a number or tensor ``lam``. By default the solver runs under
+            e.g. in a data-consistency layer trained end to end); needs a number or tensor ``lam``. By default the
+            solver runs under
             ``torch.no_grad``.
 
     Returns:

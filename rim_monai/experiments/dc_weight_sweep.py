@@ -37,7 +37,7 @@ from rim_monai.data.file_utils import atomic_write_text
 from rim_monai.engines import format_table, network_weights
 from rim_monai.experiments.environment import SHARED_DATA, machine_line
 from rim_monai.experiments.heldout_evaluation import parse_overrides
-from rim_monai.experiments.training_ablation import _parser, load_ablation_config, validation_items
+from rim_monai.experiments.training_ablation import load_ablation_config, validation_items, variant_parser
 from rim_monai.metrics import image_quality
 from rim_monai.networks.utils import DC_HOLDOUT_LAMBDAS, NETWORK_CG_TOL
 
@@ -77,7 +77,8 @@ def sweep_items(network: torch.nn.Module, items: Sequence[Mapping[str, Any]], pr
     return rows
 
 
-def summarise_sweep(rows: Sequence[Sequence[float]], lams: Sequence[float], groups: Sequence[str]) -> list[dict[str, Any]]:
+def summarise_sweep(rows: Sequence[Sequence[float]], lams: Sequence[float],
+                    groups: Sequence[str]) -> list[dict[str, Any]]:
     """One summary per group (and ``"all"``): items, mean PSNR without a step, mean gain and worst item per weight,
     the per-item best weight's mean gain (``oracle``) and how often each weight is the best (``"none"``: no step)."""
     names = ["none", *(f"{float(v):g}" for v in lams)]
@@ -123,9 +124,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     variant = {**variant, "overrides": {**variant.get("overrides", {}), "dc_lambda": None}}
     data, out = Path(args.data), Path(args.out)
     items = validation_items(config, data, Path(args.items_cache) if args.items_cache else None)
-    network = _parser(config, variant, data).get_parsed_content("network_def")
+    network = variant_parser(config, variant, data).get_parsed_content("network_def")
     network.load_state_dict(network_weights(variant["weights"]))
-    prepare = _parser(config, None, data).get_parsed_content("validate#prepare_batch")
+    prepare = variant_parser(config, None, data).get_parsed_content("validate#prepare_batch")
     rows = sweep_items(network, items, prepare, args.lams, args.iterations)
     groups = acquisition_names(len(items))
     summary = summarise_sweep(rows, args.lams, groups)
@@ -140,7 +141,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     caption = (f"The output data-consistency step on {len(items)} validation items of {config['train_config']} "
                f"(common overrides {config['common']}), variant {args.variant}, {args.iterations} CG iterations: "
                "PSNR (dB) without the step, the mean gain of each fixed weight (its worst item in brackets), the "
-               f"per-item best weight's mean gain (oracle) and how often each weight is best. Machine: {machine_line()}.")
+               "per-item best weight's mean gain (oracle) and how often each weight is best. "
+               f"Machine: {machine_line()}.")
     atomic_write_text(out / "dc_weight_sweep.md", f"{caption}\n\n{table}\n")
     atomic_write_text(out / "dc_weight_sweep.json", json.dumps(
         {"config": config, "variant": args.variant, "lams": args.lams, "iterations": args.iterations,

@@ -62,8 +62,8 @@ from rim_monai.experiments.environment import SHARED_DATA, machine_line
 from rim_monai.experiments.heldout_evaluation import load_config, parse_overrides
 from rim_monai.metrics import image_quality
 
-__all__ = ["load_ablation_config", "training_command", "train_variant", "validation_items", "score_network",
-           "summarise", "paired_difference", "main"]
+__all__ = ["load_ablation_config", "variant_parser", "training_command", "train_variant", "validation_items",
+           "score_network", "summarise", "paired_difference", "main"]
 
 #: What the run folder of a finished variant holds (``train.json``'s ``final_filename``).
 FINAL_CHECKPOINT = "checkpoint_final.pt"
@@ -158,7 +158,9 @@ def train_variant(config: Mapping[str, Any], variant: Mapping[str, Any], out: Pa
     return run_dir
 
 
-def _parser(config: Mapping[str, Any], variant: Mapping[str, Any] | None, data: Path) -> ConfigParser:
+def variant_parser(config: Mapping[str, Any], variant: Mapping[str, Any] | None, data: Path) -> ConfigParser:
+    """The train config with ``dataset_dir`` = ``data``, the common overrides and ``variant``'s (``None``: the
+    common recipe only), for its ``network_def``, ``validate#dataset`` and ``validate#prepare_batch``."""
     parser = ConfigParser()
     parser.read_config(config["train_config"])
     parser["dataset_dir"] = str(data)
@@ -198,7 +200,7 @@ def validation_items(config: Mapping[str, Any], data: Path, cache: Path | None =
             return list(stored["items"])
         print(f"--items-cache {cache}: written for another config, data or code; simulating the items again",
               flush=True)
-    items = list(_parser(config, None, data).get_parsed_content("validate#dataset"))
+    items = list(variant_parser(config, None, data).get_parsed_content("validate#dataset"))
     if cache is not None:
         with atomic_write(cache, overwrite=True) as tmp:
             torch.save({"key": key, "items": items}, tmp)
@@ -324,14 +326,14 @@ def main(argv: list[str] | None = None) -> None:
             if variant.get("weights") is None:
                 train_variant(config, variant, out, data)
     items = validation_items(config, data, Path(args.items_cache) if args.items_cache else None)
-    prepare = _parser(config, None, data).get_parsed_content("validate#prepare_batch")
+    prepare = variant_parser(config, None, data).get_parsed_content("validate#prepare_batch")
     rows, per_item = [], {}
     for variant in variants:
         run_dir = out / variant["name"]
         weights = Path(variant.get("weights") or fixed or run_dir / "models" / "model.pt")
         scores: list[dict[str, Any]] = []
         if weights.exists():
-            network = _parser(config, variant, data).get_parsed_content("network_def")
+            network = variant_parser(config, variant, data).get_parsed_content("network_def")
             network.load_state_dict(network_weights(weights))
             scores = score_network(network, items, prepare, config.get("group_by") or None)
         else:

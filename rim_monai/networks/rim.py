@@ -16,15 +16,17 @@ from rim_monai.classical.holdout import split_measurements
 from rim_monai.networks.base import IterativeNetwork, renamed_argument
 from rim_monai.networks.blocks import BoundaryConv2d, ConvGRUCell, same_padding
 from rim_monai.networks.utils import (AUTOCAST_DTYPES, CG_INIT_ITERATIONS, DC_HOLDOUT, DC_HOLDOUT_ITERATIONS,
-                                     DC_ITERATIONS, DC_LEARNED, DC_LEARNED_ITERATIONS, check_count, command_line_none_hint, data_consistency,
-                                     from_channels, holdout_data_consistency, initial_estimate, mixed_precision,
-                                     noise_input_channel, sigma_like, step_scale, to_channels)
+                                     DC_ITERATIONS, DC_LEARNED, DC_LEARNED_ITERATIONS, check_count,
+                                     command_line_none_hint, data_consistency, from_channels,
+                                     holdout_data_consistency, initial_estimate, mixed_precision, noise_input_channel,
+                                     sigma_like, step_scale, to_channels)
 from rim_monai.networks.utils import autocast_dtype as autocast_dtype_of
 from rim_monai.operators.base import LinearOperator
 from rim_monai.operators.fourier import MaskedFourier
 from rim_monai.operators.likelihood import GaussianLikelihood
 
-__all__ = ["RIM", "PaperCell", "DilatedCell", "DataConsistencyWeight", "LINKS", "ARCHITECTURES", "VARIANTS", "DC_PLACEMENTS", "AUTOCAST_DTYPES"]
+__all__ = ["RIM", "PaperCell", "DilatedCell", "DataConsistencyWeight", "LINKS", "ARCHITECTURES", "VARIANTS",
+           "DC_PLACEMENTS", "AUTOCAST_DTYPES"]
 
 LINKS = ("identity", "sigmoid", "softplus")
 ARCHITECTURES = ("paper", "atrous", "compact")

@@ -39,6 +39,8 @@ __all__ = [
     "DC_HOLDOUT",
     "DC_HOLDOUT_ITERATIONS",
     "DC_HOLDOUT_LAMBDAS",
+    "DC_LEARNED",
+    "DC_LEARNED_ITERATIONS",
     "holdout_data_consistency",
     "check_count",
     "command_line_none_hint",

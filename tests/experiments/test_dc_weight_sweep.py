@@ -20,7 +20,8 @@ def _items(count: int = 3, n: int = 32):
     items = []
     for _ in range(count):
         image = torch.nn.functional.avg_pool2d(torch.rand(1, 1, n, n), 5, 1, 2)[0].to(torch.complex64)
-        items.append({"kspace": MaskedFourier(mask[0], maps)(image[None])[0], "mask": mask, "sens": maps, "target": image})
+        kspace = MaskedFourier(mask[0], maps)(image[None])[0]
+        items.append({"kspace": kspace, "mask": mask, "sens": maps, "target": image})
     return items
 
 

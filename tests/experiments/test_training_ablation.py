@@ -97,7 +97,7 @@ def test_items_cache_is_reused_for_the_same_inputs_only(tmp_path, config, monkey
         raise AssertionError("the items were simulated again")
 
     with monkeypatch.context() as patch:
-        patch.setattr(ablation, "_parser", no_simulation)
+        patch.setattr(ablation, "variant_parser", no_simulation)
         again = ablation.validation_items(config, tmp_path, cache)
     assert [i["name"] for i in again] == [i["name"] for i in items]
     torch.testing.assert_close(again[1]["y"], items[1]["y"])
