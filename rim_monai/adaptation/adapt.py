@@ -62,7 +62,7 @@ NOISE_WARNING_FACTOR = 4.0
 
 
 def freeze_data_consistency_weights(net: torch.nn.Module) -> list[str]:
-    """Turn off the gradients of ``net``'s learned data-consistency weights
+    r"""Turn off the gradients of ``net``'s learned data-consistency weights
     (:class:`~rim_monai.networks.rim.DataConsistencyWeight`, ``RIM(dc_lambda="learned")``) and return their names.
 
     The measurement-only loss :math:`\|A_1 f_\theta(y) - y\|^2` rewards a step that trusts the measurements outright:

@@ -550,7 +550,7 @@ class RIM(IterativeNetwork):
         """The estimates :math:`x_1, \\dots, x_T` (``T = iterations``) for a noise level ``sigma`` broadcastable to
         the images (:func:`~rim_monai.networks.utils.sigma_like`; ``None``: 0) and, for a ``noise_input`` RIM, its
         noise channel ``(B, 1, 1, 1)`` (:func:`~rim_monai.networks.utils.noise_input_channel`). ``step`` is
-        :math:`1/\|A\|^2` when already known (default: :func:`~rim_monai.networks.utils.step_scale` of ``A``)."""
+        :math:`1/\\|A\\|^2` when already known (default: :func:`~rim_monai.networks.utils.step_scale` of ``A``)."""
         return self._run(y, A, adjoint, iterations, sigma, noise, step)[0]
 
     def _run(
