@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     rows = sweep_items(network, items, prepare, args.lams, args.iterations)
     groups = acquisition_names(len(items))
     summary = summarise_sweep(rows, args.lams, groups)
-    names = [f"{float(v):g}" for v in args.lams]
+    names = list(summary[0]["gain"])  # the weights as summarise_sweep names them
     table = format_table(
         [{"acquisition": s["group"], "items": s["items"], "psnr": s["psnr"],
           **{f"λ {n}": f"{s['gain'][n]:+.2f} ({s['worst'][n]:+.1f})" for n in names},

@@ -506,7 +506,8 @@ class RIM(IterativeNetwork):
             estimates = estimates[-1:]
         if self.dc_weight is not None:
             lam = self.dc_weight(state[-1])
-            logger.debug("RIM: learned data-consistency weight per sample %s", lam.tolist())
+            if logger.isEnabledFor(logging.DEBUG):  # tolist() synchronises a GPU: only when logged
+                logger.debug("RIM: learned data-consistency weight per sample %s", lam.tolist())
             estimates[-1] = data_consistency(estimates[-1], y, A, lam, self.dc_iterations)
         elif self.dc_lambda == DC_HOLDOUT:
             if not return_all:
